@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from core import services
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/home.html")
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer, 503 otherwise. Used by compose.
+
+    The worker's last heartbeat is reported but does not fail the check: the web server is healthy
+    even while workers restart.
+    """
+    database = services.check_database()
+    broker = services.check_broker()
+    last_seen = services.worker_last_seen() if database.ok else None
+    body = {
+        "status": "ok" if database.ok and broker.ok else "error",
+        "database": "ok" if database.ok else f"error: {database.detail}",
+        "broker": "ok" if broker.ok else f"error: {broker.detail}",
+        "worker_last_seen": last_seen.isoformat() if last_seen else None,
+    }
+    return JsonResponse(body, status=200 if database.ok and broker.ok else 503)
