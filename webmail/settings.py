@@ -43,8 +43,10 @@ if PRODUCTION and not (_secret_key and _encryption_keys):
         "COURRIER_MODE=production needs SECRET_KEY and ENCRYPTION_KEYS (or their *_FILE forms)."
     )
 SECRET_KEY = _secret_key or development_key(DATA_DIR / "secret_key", kind="django")
-if len(SECRET_KEY) < 50:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long.")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters long and random (5 distinct characters or more)."
+    )
 # Fernet keys that encrypt mail passwords and DKIM private keys at rest. The first one encrypts;
 # all of them decrypt, so a key can be rotated by putting the new one first.
 ENCRYPTION_KEYS = parse_encryption_keys(
@@ -162,7 +164,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "record-heartbeat": {"task": "core.tasks.record_heartbeat", "schedule": 30.0},
+    "record-heartbeat": {
+        "task": "core.tasks.record_heartbeat",
+        "schedule": float(env_int("HEARTBEAT_INTERVAL", 30, minimum=1)),
+    },
 }
 
 AUTH_USER_MODEL = "accounts.User"
@@ -230,6 +235,9 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = DATA_DIR / "media"
+if not PRODUCTION:
+    # WhiteNoise warns about a missing STATIC_ROOT; in production collectstatic creates it.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Security headers. The CSP allows no inline script and no eval anywhere in the app.
 CONTENT_SECURITY_POLICY = {

@@ -1,0 +1,84 @@
+"""The base pages: who sees what, in which language, under which security headers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from pytest_django import DjangoAssertNumQueries
+
+from accounts.models import User
+
+pytestmark = pytest.mark.django_db
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_mailbox_sends_an_anonymous_visitor_to_sign_in(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/"
+
+
+def test_the_sign_in_page_renders_in_the_shell(client: Client) -> None:
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert b'class="entrance"' in response.content
+    assert b"/static/vendor/htmx-2.0.11.min.js" in response.content
+
+
+def test_every_page_sends_a_csp_without_inline_script_or_eval(client: Client) -> None:
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["script-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in policy
+
+
+def test_a_signed_in_user_sees_the_mailbox_shell(
+    alice_client: Client, alice: User, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    # Session and user: two queries, whatever the page will later show.
+    with django_assert_num_queries(2):
+        response = alice_client.get("/")
+    assert response.status_code == 200
+    assert alice.email.encode() in response.content
+    assert b'<nav class="sidebar"' in response.content
+    assert b"/admin/" not in response.content  # administration is for staff only
+
+
+def test_staff_see_the_way_to_administration(client: Client, admin_user: User) -> None:
+    client.force_login(admin_user)
+    assert b'href="/admin/"' in client.get("/").content
+
+
+def test_the_browser_language_picks_french(alice_client: Client) -> None:
+    response = alice_client.get("/", headers={"accept-language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    assert '<html lang="fr">' in response.text
+    assert "Boîte de réception" in response.text
+    assert "Se déconnecter" in response.text
+
+
+def test_the_language_can_be_switched_and_stays_switched(client: Client) -> None:
+    response = client.post("/i18n/setlang/", {"language": "fr", "next": "/accounts/login/"})
+    assert response.status_code == 302
+    assert response.cookies["django_language"].value == "fr"
+    page = client.get("/accounts/login/", headers={"accept-language": "en"})
+    assert '<html lang="fr">' in page.text
+    assert "Connexion" in page.text  # allauth's own French catalogue
+    assert 'value="en"' in page.text  # the switch now offers English
+
+
+def test_the_french_catalogue_has_no_untranslated_or_fuzzy_message() -> None:
+    result = subprocess.run(
+        ["msgfmt", "--check", "--statistics", "-o", "/dev/null", "locale/fr/LC_MESSAGES/django.po"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "translated messages" in result.stderr
+    assert "untranslated" not in result.stderr
+    assert "fuzzy" not in result.stderr

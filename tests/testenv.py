@@ -1,0 +1,21 @@
+"""Loaded first (``-p tests.testenv``): points the settings at this machine's real services.
+
+It has to run before pytest-django imports the settings, which a conftest would be too late for.
+Every value can be overridden from the environment, e.g. to run against another PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/courrier")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Celery tasks run eagerly, their arguments through a JSON round trip (webmail.celery.CourrierTask).
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+if "DATA_DIR" not in os.environ:
+    _data_dir = tempfile.mkdtemp(prefix="courrier-test-")
+    os.environ["DATA_DIR"] = _data_dir
+    atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
