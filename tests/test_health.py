@@ -43,6 +43,13 @@ def test_healthz_accepts_only_get(client: Client) -> None:
     assert client.post("/healthz").status_code == 405
 
 
+def test_healthz_answers_probes_whatever_their_host_header(client: Client) -> None:
+    response = client.get("/healthz", headers={"host": "10.1.2.3:8000"})
+    assert response.status_code == 200
+    # The same unknown host is refused everywhere else.
+    assert client.get("/accounts/login/", headers={"host": "10.1.2.3:8000"}).status_code == 400
+
+
 def test_healthz_needs_no_sign_in_and_sets_no_session(client: Client) -> None:
     response = client.get("/healthz")
     assert "sessionid" not in response.cookies

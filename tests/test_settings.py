@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -159,3 +160,27 @@ def test_encryption_keys_must_be_fernet_keys_distinct_from_the_secret_key() -> N
         keys.parse_encryption_keys(GOOD_FERNET, secret_key=GOOD_FERNET)
     with pytest.raises(ImproperlyConfigured, match="key #2 is not a Fernet key"):
         keys.parse_encryption_keys(f"{GOOD_FERNET},c2hvcnQ=", secret_key=GOOD_SECRET)
+
+
+def test_env_example_lists_every_variable_the_settings_read() -> None:
+    source = (REPO / "webmail" / "settings.py").read_text()
+    read = set(re.findall(r'env_(?:str|bool|int|list|choice|secret|url)\(\s*"([A-Z_]+)"', source))
+    listed = set(
+        re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.MULTILINE)
+    )
+    assert len(read) > 20
+    assert read - listed == set()
+
+
+def test_a_copied_env_example_with_its_secrets_filled_in_loads(tmp_path: Path) -> None:
+    """Blank lines of .env.example mean "use the default", not "empty string"."""
+    listed = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    listed.update(SECRET_KEY=GOOD_SECRET, ENCRYPTION_KEYS=GOOD_FERNET)
+    listed.pop("DATA_DIR")
+    result = run_settings(tmp_path, **listed)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["db"] == "django.db.backends.sqlite3"

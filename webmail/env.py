@@ -13,11 +13,19 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _get(name: str) -> str | None:
+    """The variable's value; blank counts as unset, so `NAME=` in an env file means "default"."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return value
 
 
 def env_str(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name)
+    value = _get(name)
     if value is None:
         if default is None:
             raise ImproperlyConfigured(f"{name} must be set.")
@@ -26,7 +34,7 @@ def env_str(name: str, default: str | None = None) -> str:
 
 
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
+    value = _get(name)
     if value is None:
         return default
     normalised = value.strip().lower()
@@ -38,7 +46,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    value = os.environ.get(name)
+    value = _get(name)
     if value is None:
         return default
     try:
@@ -52,14 +60,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     """A comma-separated list; blank items are dropped."""
-    value = os.environ.get(name)
+    value = _get(name)
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
-    value = os.environ.get(name, default).strip().lower()
+    value = (_get(name) or default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
@@ -91,8 +99,8 @@ def env_secret(name: str, default: str | None = None) -> str | None:
 
 def env_url(name: str, schemes: tuple[str, ...], default: str | None = None) -> str | None:
     """A URL whose scheme is one of ``schemes``; the host is required unless the scheme is local."""
-    value = os.environ.get(name)
-    if value is None or not value.strip():
+    value = _get(name)
+    if value is None:
         return default
     value = value.strip()
     parts = urlsplit(value)
