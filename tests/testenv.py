@@ -12,6 +12,8 @@ import shutil
 import tempfile
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/courrier")
+# Persistent connections would outlive the live server's request threads and block teardown.
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Celery tasks run eagerly, their arguments through a JSON round trip (webmail.celery.CourrierTask).
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")

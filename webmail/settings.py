@@ -118,7 +118,11 @@ TEMPLATES = [
 _database_url = env_url(
     "DATABASE_URL", ("postgres", "postgresql", "sqlite"), f"sqlite:///{DATA_DIR / 'courrier.db'}"
 )
-DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+DATABASES = {
+    "default": dj_database_url.parse(
+        _database_url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server, worker and scheduler share one SQLite file.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
