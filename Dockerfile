@@ -13,8 +13,8 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin courrier
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt constraints.txt ./
+RUN pip install -r requirements.txt -c constraints.txt
 
 COPY . .
 # Build-time only: throwaway keys let production settings load for collectstatic; nothing is kept.

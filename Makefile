@@ -5,18 +5,25 @@ BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format messages compile-messages check-deploy mailstack-up mailstack-down clean compose-check
+.PHONY: run test lint format messages compile-messages check-deploy mailstack-up mailstack-down clean compose-check constraints
 
 # The virtualenv is rebuilt when a requirements file changes.
-$(VENV)/.run-installed: requirements.txt
+$(VENV)/.run-installed: requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.run-installed requirements-dev.txt
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
+
+## constraints: re-pin every package (direct and indirect) after changing requirements*.txt.
+constraints:
+	rm -rf /tmp/courrier-pin && $(PYTHON) -m venv /tmp/courrier-pin
+	/tmp/courrier-pin/bin/pip install --quiet -r requirements-dev.txt
+	{ head -n 2 constraints.txt; /tmp/courrier-pin/bin/pip freeze; } > constraints.tmp
+	mv constraints.tmp constraints.txt && rm -rf /tmp/courrier-pin
 
 # Compiled catalogues are build output (not in git). msgfmt comes from gettext; without it the
 # interface still runs, in English.
