@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import User
 
-# pytest_plugins = ["tests.mailstack"]
+pytest_plugins = ["tests.mailstack"]
 
 PASSWORD = "correct horse battery staple"
 
