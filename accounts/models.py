@@ -43,6 +43,9 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]  # sign-in is by email address
     email = models.EmailField(_("email address"), max_length=254, unique=True)
+    # Kept by accounts.services whenever a confirmed device is added or the last one removed, so
+    # that the per-request policy check needs no query of the device tables.
+    has_second_factor = models.BooleanField(_("has a second factor"), default=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -58,3 +61,42 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class SecurityEvent(models.Model):
+    """What happened to an account's security, for its owner and for admins. Never a secret."""
+
+    class Kind(models.TextChoices):
+        SIGNED_IN = "signed_in", _("Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", _("Sign-in failed")
+        SIGNED_OUT = "signed_out", _("Signed out")
+        SECOND_FACTOR_USED = "second_factor_used", _("Second factor used")
+        SECOND_FACTOR_FAILED = "second_factor_failed", _("Second factor failed")
+        DEVICE_ADDED = "device_added", _("Authenticator added")
+        DEVICE_REMOVED = "device_removed", _("Authenticator removed")
+        BACKUP_CODE_USED = "backup_code_used", _("Backup code used")
+        BACKUP_CODES_REGENERATED = "backup_codes_regenerated", _("Backup codes regenerated")
+        PASSWORD_CHANGED = "password_changed", _("Password changed")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        SESSIONS_ENDED = "sessions_ended", _("Other sessions signed out")
+        RATE_LIMITED = "rate_limited", _("Too many attempts")
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="security_events"
+    )
+    kind = models.CharField(_("event"), max_length=32, choices=Kind.choices)
+    # The address typed at a failed sign-in when no user matches it (bounded, never a password).
+    attempted_email = models.CharField(_("address tried"), max_length=254, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser"), max_length=300, blank=True)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("security event")
+        verbose_name_plural = _("security events")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_event_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.user or self.attempted_email}"

@@ -6,13 +6,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.core.cache import cache
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from kombu import Connection
 
-from core.models import Heartbeat
+from core.models import Heartbeat, SiteSettings
 
 BROKER_TIMEOUT_SECONDS = 2.0
+SITE_SETTINGS_CACHE_KEY = "core:site-settings"
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,21 @@ def check_broker() -> Check:
 def worker_last_seen() -> dt.datetime | None:
     beat = Heartbeat.objects.filter(name="worker").first()
     return beat.seen_at if beat else None
+
+
+def site_settings() -> SiteSettings:
+    """The site policy, cached: the second-factor check reads it on many requests."""
+    current = cache.get(SITE_SETTINGS_CACHE_KEY)
+    if current is None:
+        current = SiteSettings.load()
+        cache.set(SITE_SETTINGS_CACHE_KEY, current, timeout=300)
+    return current
+
+
+def save_site_settings(changed: SiteSettings, fields: list[str]) -> None:
+    changed.save(update_fields=fields)
+    transaction.on_commit(forget_site_settings_cache)
+
+
+def forget_site_settings_cache() -> None:
+    cache.delete(SITE_SETTINGS_CACHE_KEY)

@@ -2,10 +2,25 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
+from django_otp.admin import OTPAdminSite
+
+from core.views import too_many_requests
+
+# The admin needs a session verified with a second factor, as well as staff status.
+admin.site.__class__ = OTPAdminSite
+handler429 = too_many_requests
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    # One sign-in page for everyone: the admin's own would skip allauth's rate limits.
+    path(
+        "admin/login/",
+        RedirectView.as_view(pattern_name="account_login", query_string=True),
+        name="admin-login",
+    ),
     path("admin/", admin.site.urls),
     path("", include("core.urls")),
 ]

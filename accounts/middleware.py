@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve, reverse
+
+from accounts import services
+
+# Pages a signed-in user who still owes a second factor may reach.
+ALWAYS_ALLOWED = frozenset({"account_logout", "set_language"})
+VERIFY_PAGES = ALWAYS_ALLOWED | {"accounts-verify"}
+ENROL_PAGES = ALWAYS_ALLOWED | {"accounts-totp-add"}
+
+
+class SecondFactorMiddleware:
+    """Holds back a signed-in user until their second factor is settled.
+
+    - a user with an authenticator reaches nothing but the code page until they type a code;
+    - a user who must have one (staff, or everyone when the site says so) and has none reaches
+      nothing but enrolment.
+    Verified users cost nothing here; others cost no query (``User.has_second_factor``).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return self.get_response(request)
+        if request.path_info.startswith("/" + settings.STATIC_URL.lstrip("/")):
+            return self.get_response(request)
+        if user.has_second_factor:
+            return self._hold(request, VERIFY_PAGES, "accounts-verify")
+        if services.second_factor_required(user):
+            return self._hold(request, ENROL_PAGES, "accounts-totp-add")
+        return self.get_response(request)
+
+    def _hold(self, request: HttpRequest, allowed: frozenset[str], target: str) -> HttpResponse:
+        try:
+            name = resolve(request.path_info).url_name
+        except Resolver404:
+            name = None
+        if name in allowed:
+            return self.get_response(request)
+        url = reverse(target)
+        if request.method == "GET":
+            url += "?" + urlencode({"next": request.get_full_path()})
+        return HttpResponseRedirect(url)
