@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import forms, services
 from accounts.models import SecurityEvent, User
+from core.ratelimits import RETRY_AFTER_ATTRIBUTE
 
 RECENT_EVENTS = 20
 
@@ -58,28 +59,20 @@ def verify(request: HttpRequest) -> HttpResponse:
     if user.is_verified() or not user.has_second_factor:
         return HttpResponseRedirect(_next_url(request))
     form = forms.SecondFactorForm(request.POST or None)
-    status = 200
-    retry_after = None
     if request.method == "POST" and form.is_valid():
         result = services.verify_second_factor(request, user, form.cleaned_data["code"])
         if result.ok:
             return HttpResponseRedirect(_next_url(request))
         if result.retry_after:
-            retry_after = result.retry_after
-            status = 429
+            setattr(request, RETRY_AFTER_ATTRIBUTE, result.retry_after)
             form.add_error(
                 None,
                 _("Too many wrong codes. Try again in %(seconds)d seconds.")
-                % {"seconds": retry_after},
+                % {"seconds": result.retry_after},
             )
         else:
             form.add_error("code", _("This code is not valid. Check it and try again."))
-    response = render(
-        request, "accounts/verify.html", {"form": form, "next": _next_url(request)}, status=status
-    )
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    return response
+    return render(request, "accounts/verify.html", {"form": form, "next": _next_url(request)})
 
 
 @login_required

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from core.ratelimits import RETRY_AFTER_ATTRIBUTE
 from core.views import healthz
 
 HEALTHZ_PATH = "/healthz"
@@ -24,3 +25,22 @@ class HealthCheckMiddleware:
         if request.path_info == HEALTHZ_PATH:
             return healthz(request)
         return self.get_response(request)
+
+
+class RetryAfterMiddleware:
+    """Turns a page refused for a rate limit into a 429 that says when to come back.
+
+    Views and allauth's adapter (for its failed-sign-in limit, which re-shows the form with an
+    error) set ``request.courrier_retry_after`` in seconds.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        seconds = getattr(request, RETRY_AFTER_ATTRIBUTE, None)
+        if seconds and not response.has_header("Retry-After"):
+            response.status_code = 429
+            response["Retry-After"] = str(seconds)
+        return response
