@@ -6,6 +6,7 @@ Views validate and call these; these change state, each in one transaction.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 
 import django_otp
@@ -13,6 +14,7 @@ from allauth.usersessions.models import UserSession
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp.models import Device
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -141,7 +143,39 @@ def check_fresh_proof(user: User, proof: str) -> bool:
     """True if ``proof`` is the user's password or a valid code of one of their devices."""
     if user.check_password(proof):
         return True
-    return django_otp.match_token(user, proof.strip().replace(" ", "")) is not None
+    return match_device(user, proof) is not None
+
+
+def match_device(user: User, token: str) -> Device | None:
+    """The device that accepts ``token`` (a TOTP code or a backup code), used up; or None.
+
+    Unlike ``django_otp.match_token``, a code is only put to the device it matches, so that
+    using one authenticator does not count as a failure of the user's others. A wrong code
+    counts against every authenticator: django-otp then makes each wait before the next try.
+    """
+    token = token.strip().replace(" ", "").lower()
+    with transaction.atomic():
+        authenticators = list(
+            TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True)
+        )
+        if token.isdigit():
+            for device in authenticators:
+                if device.verify_is_allowed()[0] and _totp_accepts(device, int(token)):
+                    return device if device.verify_token(token) else None
+        else:
+            for backup in StaticDevice.objects.select_for_update().filter(user=user):
+                if backup.verify_token(token):
+                    return backup
+        for device in authenticators:
+            device.throttle_increment(commit=True)
+    return None
+
+
+def _totp_accepts(device: TOTPDevice, token: int) -> bool:
+    """Would ``device`` accept ``token`` now? Changes nothing."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return bool(totp.verify(token, device.tolerance, device.last_t + 1))
 
 
 # Verification ------------------------------------------------------------------------------------
@@ -165,7 +199,7 @@ def verify_second_factor(request: HttpRequest, user: User, token: str) -> Verify
             record_event(request, user, SecurityEvent.Kind.RATE_LIMITED, detail=limit.name)
             return VerifyResult(False, retry_after=wait)
 
-    device = django_otp.match_token(user, token.strip().replace(" ", "").lower())
+    device = match_device(user, token)
     if device is None:
         ratelimit.record_failure(SECOND_FACTOR_PER_ACCOUNT, str(user.pk))
         ratelimit.record_failure(SECOND_FACTOR_PER_ADDRESS, address)
