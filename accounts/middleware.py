@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
@@ -50,3 +52,27 @@ class SecondFactorMiddleware:
         if request.method == "GET":
             url += "?" + urlencode({"next": request.get_full_path()})
         return HttpResponseRedirect(url)
+
+
+class SessionActivityMiddleware:
+    """Keeps the Security page's "last seen" of each session, at most every few minutes.
+
+    allauth's own tracking writes the session record on every request; this one remembers in
+    the session when it last did, so most requests cost no query at all.
+    """
+
+    MARK = "_activity_recorded_at"
+    INTERVAL_SECONDS = 300
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and request.session.session_key:
+            now = time.time()
+            if now - request.session.get(self.MARK, 0) >= self.INTERVAL_SECONDS:
+                UserSession.objects.create_from_request(request, user=user)
+                request.session[self.MARK] = now
+        return response

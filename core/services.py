@@ -67,6 +67,8 @@ def site_settings() -> SiteSettings:
 
 def save_site_settings(changed: SiteSettings, fields: list[str]) -> None:
     changed.save(update_fields=fields)
+    forget_site_settings_cache()
+    # Again once committed: a reader between the two deletions may have cached the old row.
     transaction.on_commit(forget_site_settings_cache)
 
 

@@ -97,7 +97,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
     # After authentication and OTP: holds back users who owe a second factor.
     "accounts.middleware.SecondFactorMiddleware",
 ]
@@ -230,7 +230,8 @@ ACCOUNT_RATE_LIMITS = {
     "manage_email": "10/m/user",
     "confirm_email": "1/3m/key",
 }
-USERSESSIONS_TRACK_ACTIVITY = True
+# accounts.middleware.SessionActivityMiddleware records activity, less often than allauth would.
+USERSESSIONS_TRACK_ACTIVITY = False
 # Site policy that the admin cannot change at run time: see core.SiteSettings for the rest.
 OTP_TOTP_ISSUER = SITE_NAME
 OTP_TOTP_THROTTLE_FACTOR = 1
@@ -240,7 +241,7 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 # sends through its own SMTP server.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_BACKEND = "core.mail.EmailBackend"
     EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
     _email_security = env_choice("EMAIL_SECURITY", ("starttls", "tls", "none"), "starttls")
     EMAIL_USE_TLS = _email_security == "starttls"
@@ -248,6 +249,8 @@ if EMAIL_HOST:
     EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
     EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+    # A private CA's certificate (PEM) to verify the server with, instead of the system's CAs.
+    EMAIL_CA_FILE = env_str("EMAIL_CA_FILE", "")
 else:
     # No server configured: mail is printed by the web process, which suits a local trial.
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -5,13 +5,15 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django_otp.admin import OTPAdminSite
 
-from core.views import too_many_requests
+from core.views import favicon, too_many_requests
 
 # The admin needs a session verified with a second factor, as well as staff status.
 admin.site.__class__ = OTPAdminSite
 handler429 = too_many_requests
 
 urlpatterns = [
+    # Browsers ask for it on pages that name no icon, such as the admin's.
+    path("favicon.ico", favicon),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
