@@ -70,9 +70,13 @@ class SessionActivityMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and request.session.session_key:
+        key = request.session.session_key
+        if user is not None and user.is_authenticated and key:
+            # The key is part of the mark: sign-in, verification and password changes give the
+            # session a new key, which needs a record of its own.
+            recorded_key, recorded_at = request.session.get(self.MARK, ("", 0.0))
             now = time.time()
-            if now - request.session.get(self.MARK, 0) >= self.INTERVAL_SECONDS:
+            if recorded_key != key or now - recorded_at >= self.INTERVAL_SECONDS:
                 UserSession.objects.create_from_request(request, user=user)
-                request.session[self.MARK] = now
+                request.session[self.MARK] = (key, now)
         return response

@@ -11,8 +11,13 @@ from dataclasses import dataclass
 
 import django_otp
 from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django_otp.models import Device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -230,9 +235,33 @@ def _mark_verified(request: HttpRequest, device: Device) -> None:
 
 
 def sessions_of(user: User) -> list[UserSession]:
-    return sorted(
-        UserSession.objects.purge_and_list(user), key=lambda s: s.last_seen_at, reverse=True
+    """The user's live sessions, most recent first; records of dead ones are deleted.
+
+    allauth's ``purge_and_list`` opens each session on its own; with sessions in the database
+    (our setting) two queries serve any number of them.
+    """
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        live_records = UserSession.objects.purge_and_list(user)
+        return sorted(live_records, key=lambda s: s.last_seen_at, reverse=True)
+    records = list(UserSession.objects.filter(user=user).order_by("-last_seen_at"))
+    stored = Session.objects.filter(
+        session_key__in=[record.session_key for record in records], expire_date__gt=timezone.now()
     )
+    data_by_key = {session.session_key: session.get_decoded() for session in stored}
+    auth_hash = user.get_session_auth_hash()
+    alive, dead = [], []
+    for record in records:
+        data = data_by_key.get(record.session_key, {})
+        # A session signed in as someone else, or before a password change, is no longer theirs.
+        if data.get(SESSION_KEY) == str(user.pk) and constant_time_compare(
+            data.get(HASH_SESSION_KEY, ""), auth_hash
+        ):
+            alive.append(record)
+        else:
+            dead.append(record.pk)
+    if dead:
+        UserSession.objects.filter(pk__in=dead).delete()
+    return alive
 
 
 def end_session(request: HttpRequest, user: User, session: UserSession) -> None:

@@ -21,4 +21,5 @@ urlpatterns = [
     path("security/backup-codes/", views.backup_codes, name="accounts-backup-codes"),
     path("security/sessions/<int:session_id>/end/", views.end_session, name="accounts-session-end"),
     path("security/sessions/end-others/", views.end_other_sessions, name="accounts-sessions-end"),
+    path("security/sessions/end-all/", views.sign_out_everywhere, name="accounts-sessions-end-all"),
 ]

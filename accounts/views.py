@@ -5,6 +5,7 @@ import base64
 import segno
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -174,3 +175,11 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     count = services.end_other_sessions(request, request.user)  # type: ignore[arg-type]
     messages.success(request, _("Other sessions signed out: %(count)d.") % {"count": count})
     return redirect("accounts-security")
+
+
+@login_required
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    services.end_other_sessions(request, request.user)  # type: ignore[arg-type]
+    logout(request)
+    return redirect("account_login")

@@ -277,3 +277,14 @@ def test_the_site_can_require_a_second_factor_of_everyone(client: Client, alice:
     # Signing out and changing language still work.
     assert client.post("/i18n/setlang/", {"language": "fr", "next": "/"}).status_code == 302
     assert client.post("/accounts/logout/").status_code == 302
+
+
+def test_signing_up_with_a_taken_address_looks_like_a_new_sign_up(
+    client: Client, alice: User
+) -> None:
+    taken = signup(client, alice.email)
+    fresh = signup(Client(), "carol@example.org")
+    assert taken.status_code == fresh.status_code == 302
+    assert taken["Location"] == fresh["Location"]
+    # The owner of the taken address is told by mail instead.
+    assert [message.to for message in mail.outbox] == [[alice.email], ["carol@example.org"]]
