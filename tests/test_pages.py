@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
@@ -86,3 +87,20 @@ def test_the_french_catalogue_has_no_untranslated_or_fuzzy_message() -> None:
     assert "translated messages" in result.stderr
     assert "untranslated" not in result.stderr
     assert "fuzzy" not in result.stderr
+
+
+def test_the_second_factor_pages_speak_french(client: Client, alice: User) -> None:
+    device = add_authenticator(alice)
+    client.cookies["django_language"] = "fr"
+    sign_in(client, alice.email)
+    page = client.get("/accounts/security/verify/")
+    assert "Validation en deux étapes" in page.text
+    wrong = f"{(int(totp_code(device)) + 1) % 1_000_000:06d}"
+    refused = client.post("/accounts/security/verify/", {"code": wrong})
+    assert "Ce code n’est pas valable" in refused.text
+    # Skip django-otp's back-off after the wrong code; it is tested elsewhere.
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_count=0)
+    client.post("/accounts/security/verify/", {"code": totp_code(device, 1)})
+    security = client.get("/accounts/security/")
+    assert "Où vous êtes connecté" in security.text
+    assert "Activité de sécurité récente" in security.text
