@@ -69,7 +69,11 @@ def add_authenticator(user: User, name: str = "Phone") -> TOTPDevice:
 
 
 def totp_code(device: TOTPDevice, steps: int = 0) -> str:
-    """The code the user's app shows now, or ``steps`` time steps away."""
+    """The code the user's app shows now, or ``steps`` time steps away.
+
+    The step may turn between this and the check; codes of the current step or the next stay
+    within the one-step tolerance when it does, so tests use those unless they freeze the clock.
+    """
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + steps * device.step
     return f"{totp.token():0{device.digits}d}"
