@@ -89,9 +89,13 @@ def confirm_totp_device(
     Returns the new backup codes when this is the user's first authenticator (shown once), an
     empty list for later ones, and None when the code is wrong.
     """
-    device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
-    if not device.verify_token(token):
+    pending = (
+        TOTPDevice.objects.select_for_update().filter(pk=device.pk, user=user, confirmed=False)
+    ).first()
+    # Gone or confirmed meanwhile (a second tab): the code cannot apply to it any more.
+    if pending is None or not pending.verify_token(token):
         return None
+    device = pending
     first = not user.has_second_factor
     device.confirmed = True
     device.name = name
