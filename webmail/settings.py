@@ -237,6 +237,10 @@ OTP_TOTP_ISSUER = SITE_NAME
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
 
+# A PEM file of extra CAs trusted when connecting to users' mail servers, for servers whose
+# certificates come from a private CA. Verification itself is never turned off.
+MAIL_CA_FILE = env_str("MAIL_CA_FILE", "")
+
 # The app's own outgoing mail (password resets, notices) — not users' mail, which each account
 # sends through its own SMTP server.
 EMAIL_HOST = env_str("EMAIL_HOST", "")

@@ -24,5 +24,6 @@ urlpatterns = [
         name="admin-login",
     ),
     path("admin/", admin.site.urls),
+    path("mail/", include("mailboxes.urls")),
     path("", include("core.urls")),
 ]

@@ -1,0 +1,101 @@
+"""Mail accounts: checking a server before saving, creating and removing accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from mailboxes.models import MailAccount
+from mailcore import connect
+
+# What each connection problem means for the person who typed the settings.
+PROBLEM_MESSAGES = {
+    connect.Problem.DNS: _("The server name “%(host)s” does not exist. Check its spelling."),
+    connect.Problem.REFUSED: _(
+        "The server %(host)s refused the connection on port %(port)s. Check the port."
+    ),
+    connect.Problem.UNREACHABLE: _("The server %(host)s cannot be reached from here."),
+    connect.Problem.TIMEOUT: _(
+        "The server %(host)s did not answer on port %(port)s in time. Check the port, or try later."
+    ),
+    connect.Problem.TLS_CERTIFICATE: _(
+        "The certificate of %(host)s cannot be trusted (%(detail)s). Courrier does not connect "
+        "to servers whose identity it cannot check."
+    ),
+    connect.Problem.TLS_HANDSHAKE: _(
+        "The encrypted connection to %(host)s:%(port)s failed. Check that the security setting "
+        "matches the port (TLS on 993, 995, 465; STARTTLS on 143, 110, 587)."
+    ),
+    connect.Problem.STARTTLS_UNSUPPORTED: _(
+        "The server %(host)s does not offer STARTTLS on port %(port)s."
+    ),
+    connect.Problem.AUTHENTICATION: _("The server refused the user name or the password."),
+    connect.Problem.CAPABILITY: _("The server lacks something Courrier needs: %(detail)s."),
+    connect.Problem.PROTOCOL: _(
+        "Something other than a %(protocol)s server answered on %(host)s:%(port)s. Check the port."
+    ),
+    connect.Problem.OTHER: _("The connection to %(host)s failed: %(detail)s."),
+}
+
+Checker = Callable[..., connect.CheckResult]
+
+
+def incoming_settings(data: dict[str, Any]) -> connect.ServerSettings:
+    return connect.ServerSettings(
+        protocol=connect.Protocol(data["protocol"]),
+        host=data["incoming_host"],
+        port=data["incoming_port"],
+        security=connect.Security(data["incoming_security"]),
+        username=data["username"],
+        password=data["password"],
+    )
+
+
+def outgoing_settings(data: dict[str, Any]) -> connect.ServerSettings:
+    return connect.ServerSettings(
+        protocol=connect.Protocol.SMTP,
+        host=data["smtp_host"],
+        port=data["smtp_port"],
+        security=connect.Security(data["smtp_security"]),
+        username=data.get("smtp_username") or data["username"],
+        password=data.get("smtp_password") or data["password"],
+    )
+
+
+def explain(server: connect.ServerSettings, result: connect.CheckResult) -> str:
+    assert result.problem is not None
+    return str(PROBLEM_MESSAGES[result.problem]) % {
+        "host": server.host,
+        "port": server.port,
+        "protocol": server.protocol.value.upper(),
+        "detail": result.detail,
+    }
+
+
+def check_account_settings(
+    data: dict[str, Any], checker: Checker = connect.check_server
+) -> dict[str, str]:
+    """Connect to both servers as the account would; a message per failing side."""
+    problems = {}
+    for side, server in (("incoming", incoming_settings(data)), ("smtp", outgoing_settings(data))):
+        result = checker(server, ca_file=settings.MAIL_CA_FILE or None)
+        if not result.ok:
+            problems[side] = explain(server, result)
+    return problems
+
+
+@transaction.atomic
+def add_account(user: User, form_data: dict[str, Any]) -> MailAccount:
+    account = MailAccount(user=user, **form_data)
+    account.full_clean()
+    account.save()
+    return account
+
+
+def remove_account(account: MailAccount) -> None:
+    account.delete()
