@@ -63,6 +63,9 @@ class MailAccount(models.Model):
     last_success_at = models.DateTimeField(_("last successful sync"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
     last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+    # A lease, not a lock: a crashed worker's claim runs out and another may sync.
+    sync_lease_until = models.DateTimeField(null=True, blank=True)
+    sync_lease_token = models.CharField(max_length=32, blank=True)
 
     class Meta:
         verbose_name = _("mail account")
@@ -81,3 +84,176 @@ class MailAccount(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class Folder(models.Model):
+    """A mailbox on the IMAP server (or the local Inbox of a POP3 account), with its sync state."""
+
+    class Role(models.TextChoices):
+        INBOX = "inbox", _("Inbox")
+        SENT = "sent", _("Sent")
+        DRAFTS = "drafts", _("Drafts")
+        TRASH = "trash", _("Trash")
+        JUNK = "junk", _("Junk")
+        ARCHIVE = "archive", _("Archive")
+        NONE = "", _("Folder")
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="folders")
+    # The name as the server lists it, modified UTF-7 already decoded by imapclient.
+    name = models.CharField(_("name"), max_length=1000)
+    delimiter = models.CharField(_("hierarchy delimiter"), max_length=8, blank=True)
+    role = models.CharField(_("role"), max_length=8, choices=Role.choices, blank=True)
+    flags = models.JSONField(_("server flags"), default=list)
+    subscribed = models.BooleanField(_("subscribed"), default=True)
+    selectable = models.BooleanField(_("selectable"), default=True)
+
+    # Sync state, advanced only once the messages it covers are committed.
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uidnext = models.BigIntegerField(null=True, blank=True)
+    highestmodseq = models.BigIntegerField(null=True, blank=True)
+    # The initial sync goes newest first: every server UID at or above this one is stored.
+    synced_down_to_uid = models.BigIntegerField(null=True, blank=True)
+    fully_synced = models.BooleanField(default=False)
+
+    total_count = models.PositiveIntegerField(_("messages"), default=0)
+    unread_count = models.PositiveIntegerField(_("unread"), default=0)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("folder")
+        verbose_name_plural = _("folders")
+        ordering = ["account", "name"]
+        constraints = [
+            models.UniqueConstraint("account", "name", name="mailboxes_folder_account_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        """The last segment of the hierarchy: "Projets/2026" shows as "2026" under "Projets"."""
+        if self.delimiter and self.delimiter in self.name:
+            return self.name.rsplit(self.delimiter, 1)[1]
+        return self.name
+
+
+class Conversation(models.Model):
+    """Messages threaded together (mailcore.threads), across an account's folders."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="conversations")
+    subject = models.CharField(max_length=998, blank=True)
+    last_date = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.subject or f"#{self.pk}"
+
+
+class MessageContent(models.Model):
+    """One message's bytes and what was parsed from them, stored once per account however many
+    folders hold a copy. The raw bytes live in Django's storage (``raw_path``), not in a row."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="contents")
+    sha256 = models.CharField(max_length=64)
+    raw_path = models.CharField(max_length=300)
+    size = models.PositiveIntegerField()
+
+    message_id = models.CharField(max_length=995, blank=True, db_index=True)
+    in_reply_to = models.CharField(max_length=995, blank=True)
+    references = models.JSONField(default=list)
+    subject = models.CharField(max_length=998, blank=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    from_email = models.CharField(max_length=320, blank=True)
+    # Lists of [name, address] pairs.
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list)
+    reply_to = models.JSONField(default=list)
+    date = models.DateTimeField(null=True, blank=True)
+    date_offset_minutes = models.SmallIntegerField(null=True, blank=True)
+    has_attachments = models.BooleanField(default=False)
+    attachments = models.JSONField(default=list)
+    snippet = models.CharField(max_length=300, blank=True)
+    body_text = models.TextField(blank=True)
+    list_id = models.CharField(max_length=300, blank=True)
+    auth_headers = models.JSONField(default=dict)
+    parse_warnings = models.JSONField(default=list)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="contents"
+    )
+    # For threading (mailcore.threads): the subject without Re:/Fwd:/[list] and whether it had one.
+    thread_subject = models.CharField(max_length=255, blank=True)
+    is_reply = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "account", "sha256", name="mailboxes_content_account_sha_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "thread_subject", "date"], name="mailboxes_content_subj"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id or self.sha256[:12]
+
+
+class Reference(models.Model):
+    """One Message-ID a stored message refers to (In-Reply-To, References), for threading: a
+    parent synced after its replies finds them through this table."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="+")
+    content = models.ForeignKey(
+        MessageContent, on_delete=models.CASCADE, related_name="reference_rows"
+    )
+    message_id = models.CharField(max_length=995)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "message_id"], name="mailboxes_reference_id")]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+
+class Message(models.Model):
+    """A copy of a message in one folder: its server identity and flags."""
+
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    content = models.ForeignKey(MessageContent, on_delete=models.PROTECT, related_name="copies")
+    # IMAP identity: (folder, uidvalidity, uid). POP3 copies have no UID but a UIDL.
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uid = models.BigIntegerField(null=True, blank=True)
+    pop3_uidl = models.CharField(max_length=70, blank=True)
+    seen = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    answered = models.BooleanField(default=False)
+    draft = models.BooleanField(default=False)
+    keywords = models.JSONField(default=list)
+    modseq = models.BigIntegerField(null=True, blank=True)
+    # Copied from the content so that a folder's list sorts on one table.
+    date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "folder",
+                "uidvalidity",
+                "uid",
+                name="mailboxes_message_folder_uid_unique",
+                condition=models.Q(uid__isnull=False),
+            ),
+            models.UniqueConstraint(
+                "folder",
+                "pop3_uidl",
+                name="mailboxes_message_folder_uidl_unique",
+                condition=~models.Q(pop3_uidl=""),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["folder", "-date", "-id"], name="mailboxes_msg_folder_date")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder} #{self.uid or self.pop3_uidl}"

@@ -7,9 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from mailboxes import sync
 from mailboxes.models import MailAccount
 from mailcore import connect
 
@@ -99,3 +101,48 @@ def add_account(user: User, form_data: dict[str, Any]) -> MailAccount:
 
 def remove_account(account: MailAccount) -> None:
     account.delete()
+
+
+# Syncing -----------------------------------------------------------------------------------------
+
+# Failures worth another try later; the others need the user to change something.
+TRANSIENT_PROBLEMS = frozenset(
+    {
+        connect.Problem.TIMEOUT,
+        connect.Problem.REFUSED,
+        connect.Problem.UNREACHABLE,
+        connect.Problem.DNS,
+        connect.Problem.OTHER,
+    }
+)
+
+
+def run_sync(account_id: int) -> sync.SyncReport | None:
+    """Sync one account and record the outcome on it. None when there was nothing to do.
+
+    Raises ``connect.ConnectionFailed`` for transient problems so that the task can retry; other
+    failures are recorded on the account and end the attempt.
+    """
+    account = MailAccount.objects.filter(pk=account_id, protocol=MailAccount.Protocol.IMAP).first()
+    if account is None:
+        return None
+    try:
+        report = sync.sync_account(account)
+    except sync.AlreadySyncing:
+        return None
+    except connect.ConnectionFailed as failure:
+        _record_error(account, failure.problem, failure.detail)
+        if failure.problem in TRANSIENT_PROBLEMS:
+            raise
+        return None
+    MailAccount.objects.filter(pk=account.pk).update(
+        last_success_at=timezone.now(), last_error="", last_error_at=None
+    )
+    return report
+
+
+def _record_error(account: MailAccount, problem: connect.Problem, detail: str) -> None:
+    message = f"{problem.value}: {detail}"[:500]
+    MailAccount.objects.filter(pk=account.pk).update(
+        last_error=message, last_error_at=timezone.now()
+    )

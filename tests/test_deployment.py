@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-APP_SERVICES = {"migrate", "web", "worker", "scheduler"}
+APP_SERVICES = {"migrate", "web", "worker", "scheduler", "push"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def compose_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_runs_web_worker_scheduler_postgresql_and_redis(
+def test_compose_runs_web_worker_scheduler_push_postgresql_and_redis(
     compose_config: dict[str, object],
 ) -> None:
     services = compose_config["services"]
@@ -42,7 +42,7 @@ def test_compose_runs_web_worker_scheduler_postgresql_and_redis(
         assert service["environment"]["COURRIER_MODE"] == "production"
         assert service["environment"]["DATABASE_URL"].startswith("postgres://courrier:pw@db:")
         assert service["environment"]["REDIS_URL"] == "redis://redis:6379/0"
-    for name in ("web", "worker", "scheduler", "db", "redis"):
+    for name in ("web", "worker", "scheduler", "push", "db", "redis"):
         assert services[name]["restart"] == "unless-stopped"
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # Published on loopback only: a TLS reverse proxy goes in front.

@@ -187,6 +187,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.record_heartbeat",
         "schedule": float(env_int("HEARTBEAT_INTERVAL", 30, minimum=1)),
     },
+    # Push (IMAP IDLE) brings changes within seconds; this pass catches whatever it missed.
+    "sync-all-accounts": {
+        "task": "mailboxes.sync_all_accounts",
+        "schedule": float(env_int("SYNC_INTERVAL", 300, minimum=10)),
+    },
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -1,0 +1,443 @@
+"""The IMAP sync engine: brings an account's folders and messages in step with the server.
+
+One pass over an account (``sync_account``):
+1. claim the account's lease (a crashed worker's lease runs out; two syncs never overlap);
+2. list the folders, decode their names, find their roles (RFC 6154 flags, else names);
+3. per folder, ``STATUS`` first: when UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and the message count
+   match what is stored, the folder costs that one round trip and nothing else;
+4. otherwise: new UIDs above the highest stored one are fetched newest first in small batches,
+   each committed on its own (so the first screenful shows while older mail follows, and a killed
+   worker resumes where it stopped); a count that still differs triggers a UID diff that fetches
+   what is missing and deletes what the server expunged; flag changes come through CONDSTORE
+   (``CHANGEDSINCE``) when the server has it, else through a FLAGS fetch of the folder;
+5. a changed UIDVALIDITY drops the folder's copies and fetches it again; message bodies already
+   stored are recognised by their hash and not stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from imapclient import IMAPClient
+
+from mailboxes.models import Folder, MailAccount, Message, MessageContent
+from mailboxes.threading import thread_content
+from mailcore import connect
+from mailcore.imap import fetch_range
+from mailcore.mime import parse_message
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 25  # messages per FETCH and per transaction: bounds memory and lost work
+LEASE = timedelta(minutes=5)
+
+SPECIAL_USE_ROLES = {
+    b"\\Sent": Folder.Role.SENT,
+    b"\\Drafts": Folder.Role.DRAFTS,
+    b"\\Trash": Folder.Role.TRASH,
+    b"\\Junk": Folder.Role.JUNK,
+    b"\\Archive": Folder.Role.ARCHIVE,
+}
+# Servers without SPECIAL-USE: the usual names, in English and French, compared case-folded.
+ROLE_NAMES = {
+    Folder.Role.SENT: {
+        "sent",
+        "sent items",
+        "sent messages",
+        "sent mail",
+        "envoyés",
+        "envoyes",
+        "éléments envoyés",
+        "messages envoyés",
+    },
+    Folder.Role.DRAFTS: {"drafts", "draft", "brouillons"},
+    Folder.Role.TRASH: {
+        "trash",
+        "deleted items",
+        "deleted messages",
+        "bin",
+        "corbeille",
+        "éléments supprimés",
+    },
+    Folder.Role.JUNK: {
+        "junk",
+        "spam",
+        "junk e-mail",
+        "junk email",
+        "indésirables",
+        "courrier indésirable",
+        "pourriel",
+        "pourriels",
+    },
+    Folder.Role.ARCHIVE: {"archive", "archives", "all mail"},
+}
+
+
+class AlreadySyncing(Exception):
+    """Another worker holds the account's lease."""
+
+
+@dataclass
+class SyncReport:
+    folders: int = 0
+    unchanged_folders: int = 0
+    fetched: int = 0
+    flag_updates: int = 0
+    removed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def server_settings(account: MailAccount) -> connect.ServerSettings:
+    return connect.ServerSettings(
+        protocol=connect.Protocol(account.protocol),
+        host=account.incoming_host,
+        port=account.incoming_port,
+        security=connect.Security(account.incoming_security),
+        username=account.username,
+        password=account.password,
+    )
+
+
+# The lease ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def lease(account: MailAccount) -> Iterator[str]:
+    token = secrets.token_hex(8)
+    now = timezone.now()
+    claimed = (
+        MailAccount.objects.filter(pk=account.pk)
+        .filter(Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lt=now))
+        .update(sync_lease_until=now + LEASE, sync_lease_token=token)
+    )
+    if not claimed:
+        raise AlreadySyncing(account.pk)
+    try:
+        yield token
+    finally:
+        MailAccount.objects.filter(pk=account.pk, sync_lease_token=token).update(
+            sync_lease_until=None, sync_lease_token=""
+        )
+
+
+def renew_lease(account: MailAccount, token: str) -> None:
+    MailAccount.objects.filter(pk=account.pk, sync_lease_token=token).update(
+        sync_lease_until=timezone.now() + LEASE
+    )
+
+
+# An account --------------------------------------------------------------------------------------
+
+
+def sync_account(account: MailAccount, client: IMAPClient | None = None) -> SyncReport:
+    """One pass over the account. Raises ``connect.ConnectionFailed`` and ``AlreadySyncing``."""
+    report = SyncReport()
+    with lease(account) as token:
+        own_client = client is None
+        if client is None:
+            client = connect.open_imap(
+                server_settings(account), ca_file=settings.MAIL_CA_FILE or None
+            )
+        try:
+            folders = refresh_folders(client, account)
+            for folder in folders:
+                if folder.selectable:
+                    sync_folder(client, folder, report)
+                    renew_lease(account, token)
+                report.folders += 1
+        finally:
+            if own_client:
+                try:
+                    client.logout()
+                except Exception:
+                    logger.debug("LOGOUT failed", exc_info=True)
+    return report
+
+
+def guess_role(name: str, flags: Iterable[bytes], delimiter: str) -> str:
+    if name.upper() == "INBOX":
+        return Folder.Role.INBOX
+    for flag in flags:
+        if flag in SPECIAL_USE_ROLES:
+            return SPECIAL_USE_ROLES[flag]
+    leaf = name.rsplit(delimiter, 1)[-1] if delimiter else name
+    folded = leaf.casefold()
+    for role, names in ROLE_NAMES.items():
+        if folded in names:
+            return role
+    return Folder.Role.NONE
+
+
+def refresh_folders(client: IMAPClient, account: MailAccount) -> list[Folder]:
+    """Mirror the server's folder list; the Inbox first, then roles, then the rest by name."""
+    listed = client.list_folders()
+    subscribed = {name for _flags, _delim, name in client.list_sub_folders()}
+    existing = {folder.name: folder for folder in account.folders.all()}
+    seen_names = set()
+    taken_roles: set[str] = set()
+    folders = []
+    for flags, delimiter, name in listed:
+        name = str(name)
+        delim = delimiter.decode() if isinstance(delimiter, bytes) else (delimiter or "")
+        role = guess_role(name, flags, delim)
+        if role and role in taken_roles:
+            role = Folder.Role.NONE  # two "Sent" folders: the first listed keeps the role
+        taken_roles.add(role)
+        values = {
+            "delimiter": delim,
+            "role": role,
+            "flags": [flag.decode(errors="replace") for flag in flags],
+            "subscribed": name in subscribed or role == Folder.Role.INBOX,
+            "selectable": b"\\Noselect" not in flags and b"\\NonExistent" not in flags,
+        }
+        folder = existing.get(name)
+        if folder is None:
+            folder = Folder.objects.create(account=account, name=name, **values)
+        else:
+            changed = [key for key, value in values.items() if getattr(folder, key) != value]
+            for key in changed:
+                setattr(folder, key, values[key])
+            if changed:
+                folder.save(update_fields=changed)
+        seen_names.add(name)
+        folders.append(folder)
+    gone = [folder.pk for name, folder in existing.items() if name not in seen_names]
+    if gone:
+        Message.objects.filter(folder_id__in=gone).delete()
+        Folder.objects.filter(pk__in=gone).delete()
+    order = [Folder.Role.INBOX, Folder.Role.SENT, Folder.Role.DRAFTS, Folder.Role.ARCHIVE]
+    return sorted(
+        folders, key=lambda f: (order.index(f.role) if f.role in order else len(order), f.name)
+    )
+
+
+# A folder ----------------------------------------------------------------------------------------
+
+
+def sync_folder(client: IMAPClient, folder: Folder, report: SyncReport) -> None:
+    condstore = b"CONDSTORE" in client.capabilities()
+    items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"]
+    if condstore:
+        items.append(b"HIGHESTMODSEQ")
+    status = client.folder_status(folder.name, items)
+    uidvalidity = status[b"UIDVALIDITY"]
+    uidnext = status[b"UIDNEXT"]
+    modseq = status.get(b"HIGHESTMODSEQ")
+    server_count = status[b"MESSAGES"]
+    stored_count = folder.messages.count()
+
+    if (
+        folder.fully_synced
+        and folder.uidvalidity == uidvalidity
+        and folder.uidnext == uidnext
+        and (not condstore or folder.highestmodseq == modseq)
+        and stored_count == server_count
+    ):
+        report.unchanged_folders += 1
+        _save_counts(folder, server_count, status[b"UNSEEN"])
+        return
+
+    client.select_folder(folder.name, readonly=True)
+    if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
+        # The server renumbered the folder: our UIDs mean nothing now. Bodies stay stored and
+        # are recognised by their hash when fetched again.
+        logger.info("UIDVALIDITY of %s changed; resyncing it", folder.name)
+        report.warnings.append(f"uidvalidity-changed:{folder.name}")
+        with transaction.atomic():
+            folder.messages.all().delete()
+            folder.synced_down_to_uid = None
+            folder.fully_synced = False
+            folder.highestmodseq = None
+            folder.save(update_fields=["synced_down_to_uid", "fully_synced", "highestmodseq"])
+        stored_count = 0
+    if folder.uidvalidity != uidvalidity:
+        folder.uidvalidity = uidvalidity
+        folder.save(update_fields=["uidvalidity"])
+
+    # Flags first: with CONDSTORE only what changed since the stored HIGHESTMODSEQ.
+    if folder.fully_synced:
+        report.flag_updates += _sync_flags(client, folder, condstore)
+
+    # New mail: everything above the highest stored UID, newest first.
+    top = folder.messages.filter(uidvalidity=uidvalidity).aggregate(top=Max("uid"))["top"] or 0
+    new_uids = [uid for uid in client.search(["UID", f"{top + 1}:*"]) if uid > top]
+    _fetch_and_store(client, folder, sorted(new_uids, reverse=True), condstore, report)
+
+    # Anything else missing (older mail of a first sync, or after a crash) or expunged.
+    if folder.messages.count() != server_count or not folder.fully_synced:
+        server_uids = set(client.search("ALL"))
+        stored = dict(folder.messages.values_list("uid", "pk"))
+        vanished = [pk for uid, pk in stored.items() if uid not in server_uids]
+        if vanished:
+            Message.objects.filter(pk__in=vanished).delete()
+            report.removed += len(vanished)
+        missing = sorted(server_uids.difference(stored), reverse=True)
+        _fetch_and_store(client, folder, missing, condstore, report)
+
+    folder.uidnext = uidnext
+    folder.highestmodseq = modseq
+    folder.fully_synced = True
+    folder.last_synced_at = timezone.now()
+    folder.save(update_fields=["uidnext", "highestmodseq", "fully_synced", "last_synced_at"])
+    _save_counts(folder, server_count, status[b"UNSEEN"])
+
+
+def _save_counts(folder: Folder, total: int, unread: int) -> None:
+    if (folder.total_count, folder.unread_count) != (total, unread):
+        folder.total_count, folder.unread_count = total, unread
+        folder.save(update_fields=["total_count", "unread_count"])
+
+
+def _flag_fields(flags: Sequence[bytes]) -> dict[str, Any]:
+    return {
+        "seen": b"\\Seen" in flags,
+        "flagged": b"\\Flagged" in flags,
+        "answered": b"\\Answered" in flags,
+        "draft": b"\\Draft" in flags,
+        "keywords": sorted(
+            flag.decode(errors="replace") for flag in flags if not flag.startswith(b"\\")
+        ),
+    }
+
+
+def _sync_flags(client: IMAPClient, folder: Folder, condstore: bool) -> int:
+    if condstore and folder.highestmodseq:
+        changed = fetch_range(
+            client, "1:*", ["FLAGS"], modifiers=[f"CHANGEDSINCE {folder.highestmodseq}"]
+        )
+    else:
+        changed = fetch_range(client, "1:*", ["FLAGS"])
+    by_uid = {uid: data for uid, data in changed.items() if b"FLAGS" in data}
+    updated = 0
+    stored = folder.messages.filter(uid__in=list(by_uid))
+    for message in stored:
+        fields = _flag_fields(by_uid[message.uid][b"FLAGS"])
+        modseq = by_uid[message.uid].get(b"MODSEQ")
+        if modseq:
+            fields["modseq"] = modseq[0]
+        different = [key for key, value in fields.items() if getattr(message, key) != value]
+        if different:
+            for key in different:
+                setattr(message, key, fields[key])
+            message.save(update_fields=different)
+            updated += 1
+    return updated
+
+
+def _batches(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(uids), size):
+        yield uids[start : start + size]
+
+
+def _fetch_and_store(
+    client: IMAPClient,
+    folder: Folder,
+    uids: Sequence[int],
+    condstore: bool,
+    report: SyncReport,
+) -> None:
+    items = ["FLAGS", "BODY.PEEK[]"] + (["MODSEQ"] if condstore else [])
+    for batch in _batches(uids, BATCH_SIZE):
+        fetched = client.fetch(batch, items)
+        with transaction.atomic():
+            for uid in sorted(fetched, reverse=True):
+                data = fetched[uid]
+                raw = data.get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged between SEARCH and FETCH
+                _store_copy(folder, uid, raw, data, report)
+            folder.synced_down_to_uid = min(batch)
+            folder.save(update_fields=["synced_down_to_uid"])
+
+
+def _store_copy(
+    folder: Folder, uid: int, raw: bytes, data: dict[bytes, Any], report: SyncReport
+) -> None:
+    content = store_content(folder.account, raw)
+    fields = _flag_fields(data.get(b"FLAGS", ()))
+    modseq = data.get(b"MODSEQ")
+    try:
+        with transaction.atomic():
+            _message, created = Message.objects.get_or_create(
+                folder=folder,
+                uidvalidity=folder.uidvalidity,
+                uid=uid,
+                defaults={
+                    "content": content,
+                    "date": content.date,
+                    "modseq": modseq[0] if modseq else None,
+                    **fields,
+                },
+            )
+    except IntegrityError:
+        created = False  # a concurrent writer stored the same copy
+    if created:
+        report.fetched += 1
+        report.warnings.extend(f"{uid}:{warning}" for warning in content.parse_warnings[:3])
+
+
+def store_content(account: MailAccount, raw: bytes) -> MessageContent:
+    """The account's stored copy of these bytes, parsed and written once."""
+    sha = hashlib.sha256(raw).hexdigest()
+    existing = MessageContent.objects.filter(account=account, sha256=sha).first()
+    if existing is not None:
+        return existing
+    path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
+    if not default_storage.exists(path):
+        # Written before the row: a crash leaves at worst an orphan file that the next
+        # attempt reuses, never a row without its bytes.
+        saved = default_storage.save(path, ContentFile(raw))
+        path = saved
+    parsed = parse_message(raw)
+    sender = parsed.from_[0] if parsed.from_ else None
+    content, created = MessageContent.objects.get_or_create(
+        account=account,
+        sha256=sha,
+        defaults={
+            "raw_path": path,
+            "size": len(raw),
+            "message_id": parsed.message_id[:995],
+            "in_reply_to": parsed.in_reply_to[:995],
+            "references": list(parsed.references),
+            "subject": parsed.subject[:998],
+            "from_name": sender.name[:300] if sender else "",
+            "from_email": sender.email[:320] if sender else "",
+            "to": [[a.name, a.email] for a in parsed.to],
+            "cc": [[a.name, a.email] for a in parsed.cc],
+            "reply_to": [[a.name, a.email] for a in parsed.reply_to],
+            "date": parsed.date,
+            "date_offset_minutes": parsed.date_offset_minutes,
+            "has_attachments": parsed.has_attachments,
+            "attachments": [
+                {
+                    "filename": att.filename,
+                    "content_type": att.content_type,
+                    "size": att.size,
+                    "content_id": att.content_id,
+                    "part": att.part_path,
+                }
+                for att in parsed.attachments
+            ],
+            "snippet": parsed.snippet[:300],
+            "body_text": parsed.text,
+            "list_id": parsed.list_id[:300],
+            "auth_headers": parsed.auth_headers,
+            "parse_warnings": list(parsed.warnings),
+        },
+    )
+    if created:
+        thread_content(content)
+    return content

@@ -1,0 +1,270 @@
+"""The IMAP sync against the real Dovecot: first sync, new mail, flags, expunges, renumbering."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+import pytest
+from django.test import override_settings
+from imapclient import IMAPClient
+
+from accounts.models import User
+from mailboxes import idle, services, sync
+from mailboxes.models import Folder, MailAccount, Message, MessageContent
+from tests.mailstack import MailStack
+
+pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
+CAROL = "carol@ecole.test"
+
+
+def sample(number: int, subject: str = "Message", **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Dave <dave@ecole.test>"
+    message["To"] = CAROL
+    message["Subject"] = f"{subject} {number}"
+    message["Message-ID"] = make_msgid(domain="ecole.test")
+    message["Date"] = format_datetime(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=number))
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(f"Body of message {number}. {uuid.uuid4()}\n")
+    return message.as_bytes()
+
+
+@pytest.fixture
+def server(mailstack: MailStack) -> Iterator[IMAPClient]:
+    """Carol's mailbox, emptied, seen from another client (a phone, say)."""
+    mailstack.clear_mailbox(CAROL)
+    with mailstack.imap(CAROL) as client:
+        yield client
+
+
+@pytest.fixture
+def account(alice: User, mailstack: MailStack) -> Iterator[MailAccount]:
+    with override_settings(MAIL_CA_FILE=str(mailstack.ca_file)):
+        yield MailAccount.objects.create(
+            user=alice,
+            email=CAROL,
+            incoming_host="127.0.0.1",
+            incoming_port=mailstack.imaps_port,
+            username=CAROL,
+            password=mailstack.users[CAROL],
+            smtp_host="127.0.0.1",
+            smtp_port=mailstack.submissions_port,
+        )
+
+
+def inbox(account: MailAccount) -> Folder:
+    return account.folders.get(role=Folder.Role.INBOX)
+
+
+def subjects(folder: Folder) -> list[str]:
+    return list(folder.messages.order_by("-uid").values_list("content__subject", flat=True))
+
+
+def test_the_first_sync_lists_folders_with_roles_and_stores_every_message(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    for number in range(3):
+        server.append("INBOX", sample(number))
+    server.append("Sent", sample(9, "Sent"), flags=[b"\\Seen"])
+    report = sync.sync_account(account)
+
+    roles = dict(account.folders.values_list("name", "role"))
+    assert roles["INBOX"] == "inbox"
+    assert roles["Sent"] == "sent"
+    assert roles["Drafts"] == "drafts"
+    assert roles["Trash"] == "trash"
+    assert roles["Junk"] == "junk"
+    assert roles["Archive"] == "archive"
+    assert subjects(inbox(account)) == ["Message 2", "Message 1", "Message 0"]
+    assert report.fetched == 4
+    first = inbox(account).messages.order_by("uid").first()
+    assert first.content.from_email == "dave@ecole.test"
+    assert first.content.date == datetime(2026, 1, 1, tzinfo=UTC)
+    assert inbox(account).total_count == 3
+    assert inbox(account).unread_count == 3
+
+
+def test_a_pass_with_no_change_fetches_nothing_and_touches_no_folder(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    report = sync.sync_account(account)
+    assert report.fetched == 0
+    assert report.unchanged_folders == report.folders
+
+
+def test_new_mail_and_flags_set_on_another_client_show_up(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    server.select_folder("INBOX")
+    uid = server.search("ALL")[0]
+    server.add_flags([uid], [b"\\Seen", b"\\Flagged"])
+    server.append("INBOX", sample(2))
+
+    report = sync.sync_account(account)
+    assert report.fetched == 1
+    assert report.flag_updates == 1
+    message = inbox(account).messages.get(uid=uid)
+    assert message.seen
+    assert message.flagged
+    assert inbox(account).unread_count == 1
+
+
+def test_messages_expunged_elsewhere_disappear_here(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    for number in range(3):
+        server.append("INBOX", sample(number))
+    sync.sync_account(account)
+    server.select_folder("INBOX")
+    server.delete_messages(server.search(["SUBJECT", "Message 1"]))
+    server.expunge()
+
+    report = sync.sync_account(account)
+    assert report.removed == 1
+    assert subjects(inbox(account)) == ["Message 2", "Message 0"]
+
+
+def test_a_message_moved_elsewhere_keeps_one_stored_body(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    server.select_folder("INBOX")
+    server.move(server.search("ALL"), "Archive")
+
+    sync.sync_account(account)
+    assert subjects(inbox(account)) == []
+    assert subjects(account.folders.get(role="archive")) == ["Message 1"]
+    assert MessageContent.objects.filter(account=account).count() == 1
+
+
+def test_a_uidvalidity_change_resyncs_the_folder_without_duplicates(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    server.create_folder("Projets")
+    for number in range(2):
+        server.append("Projets", sample(number, "Projet"))
+    sync.sync_account(account)
+    old = account.folders.get(name="Projets")
+    # Recreating the folder gives it a new UIDVALIDITY, as a server restore would.
+    server.delete_folder("Projets")
+    server.create_folder("Projets")
+    for number in range(3):
+        server.append("Projets", sample(number + 10, "Projet"))
+
+    report = sync.sync_account(account)
+    folder = account.folders.get(name="Projets")
+    assert folder.uidvalidity != old.uidvalidity or report.warnings
+    assert sorted(subjects(folder)) == ["Projet 10", "Projet 11", "Projet 12"]
+    assert folder.messages.count() == 3
+
+
+def test_folders_deleted_on_the_server_go_and_new_ones_come(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    server.create_folder("Réunions/2026")
+    sync.sync_account(account)
+    names = set(account.folders.values_list("name", flat=True))
+    assert {"Réunions", "Réunions/2026"} <= names
+    assert account.folders.get(name="Réunions/2026").display_name == "2026"
+    server.delete_folder("Réunions/2026")
+    if server.folder_exists("Réunions"):  # Dovecot may list the parent without creating it
+        server.delete_folder("Réunions")
+    sync.sync_account(account)
+    assert not account.folders.filter(name__startswith="Réunions").exists()
+
+
+def test_an_interrupted_first_sync_resumes_without_loss_or_duplicates(
+    account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    total = sync.BATCH_SIZE * 3 + 5
+    for number in range(total):
+        server.append("INBOX", sample(number))
+
+    original_batches = sync._batches
+
+    def one_batch_then_die(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+        for index, batch in enumerate(original_batches(uids, size)):
+            if index == 1:
+                raise RuntimeError("worker killed")
+            yield batch
+
+    monkeypatch.setattr(sync, "_batches", one_batch_then_die)
+    with pytest.raises(RuntimeError):
+        sync.sync_account(account)
+    # The newest messages came first and are stored; the lease of the dead worker runs out.
+    assert inbox(account).messages.count() == sync.BATCH_SIZE
+    assert subjects(inbox(account))[0] == f"Message {total - 1}"
+    MailAccount.objects.filter(pk=account.pk).update(
+        sync_lease_until=datetime(2000, 1, 1, tzinfo=UTC), sync_lease_token="dead"
+    )
+
+    monkeypatch.setattr(sync, "_batches", original_batches)
+    sync.sync_account(account)
+    assert inbox(account).messages.count() == total
+    assert len(set(inbox(account).messages.values_list("uid", flat=True))) == total
+
+
+def test_two_syncs_of_one_account_never_overlap(account: MailAccount) -> None:
+    with sync.lease(account), pytest.raises(sync.AlreadySyncing):
+        sync.sync_account(account)
+
+
+def test_a_broken_password_is_recorded_on_the_account(account: MailAccount) -> None:
+    account.password = "wrong"
+    account.save(update_fields=["password"])
+    assert services.run_sync(account.pk) is None
+    account.refresh_from_db()
+    assert account.last_error.startswith("authentication")
+    assert account.last_error_at is not None
+    assert account.sync_lease_until is None
+
+
+def test_a_success_clears_the_last_error(account: MailAccount, server: IMAPClient) -> None:
+    MailAccount.objects.filter(pk=account.pk).update(last_error="timeout: earlier")
+    assert services.run_sync(account.pk) is not None
+    account.refresh_from_db()
+    assert account.last_error == ""
+    assert account.last_success_at is not None
+    assert Message.objects.filter(folder__account=account).count() == 0
+
+
+def test_push_notices_new_mail_within_seconds(
+    account: MailAccount, server: IMAPClient, mailstack: MailStack
+) -> None:
+    noticed = threading.Event()
+    ready = threading.Event()
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=idle.watch_account,
+        args=(account, lambda account_id: noticed.set(), stop),
+        kwargs={"ready": ready},
+    )
+    watcher.start()
+    try:
+        assert ready.wait(10), "IDLE never started"
+        mailstack.deliver(sample(1), CAROL)
+        assert noticed.wait(10), "no change noticed within 10 s"
+    finally:
+        stop.set()
+        watcher.join(timeout=15)
+    assert not watcher.is_alive()
+
+
+def test_the_debouncer_lets_one_sync_through_per_burst() -> None:
+    calls: list[int] = []
+    debounce = idle.Debouncer(calls.append, seconds=60)
+    for _ in range(5):
+        debounce(7)
+    debounce(8)
+    assert calls == [7, 8]
