@@ -257,3 +257,36 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.folder} #{self.uid or self.pop3_uidl}"
+
+
+class PendingAction(models.Model):
+    """A change the user made here that the IMAP server has not been told of yet.
+
+    Written in the same transaction as the local change, so the interface never waits on the
+    server and nothing is lost while it is unreachable; the sync pushes these before it pulls.
+    """
+
+    class Kind(models.TextChoices):
+        ADD_FLAGS = "add_flags"
+        REMOVE_FLAGS = "remove_flags"
+        MOVE = "move"
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Where the message is on the server when the action is pushed (its UID there).
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="+")
+    uidvalidity = models.BigIntegerField()
+    uid = models.BigIntegerField()
+    flags = models.JSONField(default=list)
+    target = models.ForeignKey(
+        Folder, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.folder}#{self.uid}"

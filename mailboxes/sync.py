@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
 from django.conf import settings
@@ -32,8 +33,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
-from mailboxes.models import Folder, MailAccount, Message, MessageContent
+from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.threading import thread_content
 from mailcore import connect
 from mailcore.imap import fetch_range
@@ -97,6 +99,7 @@ class SyncReport:
     fetched: int = 0
     flag_updates: int = 0
     removed: int = 0
+    pushed: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -152,6 +155,7 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
                 server_settings(account), ca_file=settings.MAIL_CA_FILE or None
             )
         try:
+            report.pushed = push_pending_actions(client, account)
             folders = refresh_folders(client, account)
             for folder in folders:
                 if folder.selectable:
@@ -222,6 +226,62 @@ def refresh_folders(client: IMAPClient, account: MailAccount) -> list[Folder]:
     return sorted(
         folders, key=lambda f: (order.index(f.role) if f.role in order else len(order), f.name)
     )
+
+
+# Pushing the user's actions ----------------------------------------------------------------------
+
+MAX_PUSH_ATTEMPTS = 5
+
+
+def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
+    """Apply the user's queued actions on the server, oldest first; returns how many were done.
+
+    Consecutive actions of one kind on one folder go as one command. An action the server
+    refuses is retried on later passes and dropped after a few attempts; a lost connection
+    raises, leaving the rest queued.
+    """
+    actions = list(account.pending.select_related("folder", "target"))
+    if not actions:
+        return 0
+    can_move = b"MOVE" in client.capabilities()
+    done: list[int] = []
+    for (_folder_id, kind, flags, _target_id), group in groupby(
+        actions, key=lambda a: (a.folder_id, a.kind, tuple(a.flags), a.target_id)
+    ):
+        batch = list(group)
+        folder = batch[0].folder
+        selected = client.select_folder(folder.name)
+        current = [a for a in batch if a.uidvalidity == selected[b"UIDVALIDITY"]]
+        stale = [a.pk for a in batch if a not in current]
+        done.extend(stale)  # the folder was renumbered: those UIDs mean nothing any more
+        uids = [a.uid for a in current]
+        if not uids:
+            continue
+        try:
+            if kind == PendingAction.Kind.ADD_FLAGS:
+                client.add_flags(uids, [flag.encode() for flag in flags])
+            elif kind == PendingAction.Kind.REMOVE_FLAGS:
+                client.remove_flags(uids, [flag.encode() for flag in flags])
+            elif can_move:
+                client.move(uids, batch[0].target.name)
+            else:
+                client.copy(uids, batch[0].target.name)
+                client.delete_messages(uids)
+                if b"UIDPLUS" in client.capabilities():
+                    client.uid_expunge(uids)
+                else:
+                    client.expunge()
+        except IMAPClientError as exc:
+            for action in current:
+                action.attempts += 1
+                action.last_error = str(exc)[:300]
+            PendingAction.objects.bulk_update(current, ["attempts", "last_error"])
+            done.extend(a.pk for a in current if a.attempts >= MAX_PUSH_ATTEMPTS)
+            logger.info("pushing %s to %s failed: %s", kind, folder.name, exc)
+            continue
+        done.extend(a.pk for a in current)
+    PendingAction.objects.filter(pk__in=done).delete()
+    return len(done)
 
 
 # A folder ----------------------------------------------------------------------------------------
@@ -369,6 +429,15 @@ def _store_copy(
     content = store_content(folder.account, raw)
     fields = _flag_fields(data.get(b"FLAGS", ()))
     modseq = data.get(b"MODSEQ")
+    # A message the user moved here: its row is already shown, waiting for its new UID.
+    moved_here = folder.messages.filter(uid__isnull=True, content=content).first()
+    if moved_here is not None:
+        moved_here.uid, moved_here.uidvalidity = uid, folder.uidvalidity
+        moved_here.modseq = modseq[0] if modseq else None
+        for key, value in fields.items():
+            setattr(moved_here, key, value)
+        moved_here.save()
+        return
     try:
         with transaction.atomic():
             _message, created = Message.objects.get_or_create(

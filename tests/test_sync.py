@@ -14,8 +14,9 @@ from django.test import override_settings
 from imapclient import IMAPClient
 
 from accounts.models import User
-from mailboxes import idle, services, sync
+from mailboxes import actions, idle, services, sync
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
+from mailcore import connect
 from tests.mailstack import MailStack
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
@@ -268,3 +269,104 @@ def test_the_debouncer_lets_one_sync_through_per_burst() -> None:
         debounce(7)
     debounce(8)
     assert calls == [7, 8]
+
+
+# The user's actions reach the server -------------------------------------------------------------
+
+
+def server_flags(server: IMAPClient, folder: str) -> dict[str, set[bytes]]:
+    server.select_folder(folder)
+    fetched = server.fetch(server.search("ALL"), ["FLAGS", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+    return {
+        data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip(): set(
+            data[b"FLAGS"]
+        )
+        for data in fetched.values()
+    }
+
+
+def test_reading_and_starring_here_reach_the_server(
+    account: MailAccount, server: IMAPClient, alice: User
+) -> None:
+    for number in range(3):
+        server.append("INBOX", sample(number))
+    sync.sync_account(account)
+    ids = list(inbox(account).messages.order_by("uid").values_list("pk", flat=True))
+
+    assert actions.set_flag(alice, ids[:2], "seen", True) == 2
+    assert actions.set_flag(alice, ids[2:], "flagged", True) == 1
+    assert inbox(account).messages.filter(seen=True).count() == 2  # at once, before any push
+    report = sync.sync_account(account)
+    assert report.pushed == 3
+
+    flags = server_flags(server, "INBOX")
+    assert b"\\Seen" in flags["Message 0"]
+    assert b"\\Seen" in flags["Message 1"]
+    assert b"\\Flagged" in flags["Message 2"]
+    assert not account.pending.exists()
+
+    actions.set_flag(alice, ids[:1], "seen", False)
+    sync.sync_account(account)
+    assert b"\\Seen" not in server_flags(server, "INBOX")["Message 0"]
+
+
+def test_moving_here_moves_on_the_server_without_a_duplicate(
+    account: MailAccount, server: IMAPClient, alice: User
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    message = inbox(account).messages.get()
+    archive = account.folders.get(role="archive")
+
+    assert actions.move_messages(alice, [message.pk], archive) == 1
+    message.refresh_from_db()
+    assert message.folder == archive  # shown in the Archive at once
+    sync.sync_account(account)
+
+    assert server_flags(server, "INBOX") == {}
+    assert list(server_flags(server, "Archive")) == ["Message 1"]
+    assert archive.messages.count() == 1
+    moved = archive.messages.get()
+    assert moved.pk == message.pk
+    assert moved.uid is not None
+
+
+def test_deleting_moves_to_the_trash(account: MailAccount, server: IMAPClient, alice: User) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    message = inbox(account).messages.get()
+    actions.delete_messages(alice, [message.pk])
+    sync.sync_account(account)
+    assert list(server_flags(server, "Trash")) == ["Message 1"]
+    assert account.folders.get(role="trash").messages.count() == 1
+
+
+def test_nobody_acts_on_another_users_messages(
+    account: MailAccount, server: IMAPClient, bob: User
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    message = inbox(account).messages.get()
+    assert actions.set_flag(bob, [message.pk], "seen", True) == 0
+    assert actions.move_messages(bob, [message.pk], account.folders.get(role="trash")) == 0
+    assert not account.pending.exists()
+    message.refresh_from_db()
+    assert not message.seen
+
+
+def test_actions_wait_while_the_server_is_unreachable(
+    account: MailAccount, server: IMAPClient, alice: User
+) -> None:
+    server.append("INBOX", sample(1))
+    sync.sync_account(account)
+    message = inbox(account).messages.get()
+    actions.set_flag(alice, [message.pk], "flagged", True)
+    MailAccount.objects.filter(pk=account.pk).update(incoming_port=1)
+    with pytest.raises(connect.ConnectionFailed):  # transient: the task retries it later
+        services.run_sync(account.pk)
+    assert account.pending.count() == 1
+    assert MailAccount.objects.get(pk=account.pk).last_error.startswith("refused")
+    MailAccount.objects.filter(pk=account.pk).update(incoming_port=account.incoming_port)
+    sync.sync_account(MailAccount.objects.get(pk=account.pk))
+    assert not account.pending.exists()
+    assert b"\\Flagged" in server_flags(server, "INBOX")["Message 1"]

@@ -1,0 +1,100 @@
+"""What users do to their mail — read, star, move, delete — applied here at once and queued for
+the IMAP server (``PendingAction``), which the sync pushes before it pulls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from accounts.models import User
+from mailboxes.models import Folder, MailAccount, Message, PendingAction
+
+FLAG_FIELDS = {"seen": b"\\Seen", "flagged": b"\\Flagged"}
+
+
+def messages_of(user: User, message_ids: Iterable[int]) -> QuerySet[Message]:
+    """The user's own messages among ``message_ids``; others' are silently not there."""
+    return Message.objects.filter(pk__in=list(message_ids), folder__account__user=user)
+
+
+def _schedule_push(account_ids: set[int]) -> None:
+    """A sync pushes pending actions before anything else; start one once this commits."""
+    from mailboxes.tasks import sync_account
+
+    for account_id in account_ids:
+        transaction.on_commit(lambda account_id=account_id: sync_account.delay(account_id))
+
+
+@transaction.atomic
+def set_flag(user: User, message_ids: Iterable[int], field: str, value: bool) -> int:
+    """Set ``seen`` or ``flagged`` on the user's messages; returns how many changed."""
+    flag = FLAG_FIELDS[field].decode()
+    changed = list(
+        messages_of(user, message_ids).exclude(**{field: value}).select_related("folder")
+    )
+    kind = PendingAction.Kind.ADD_FLAGS if value else PendingAction.Kind.REMOVE_FLAGS
+    actions = []
+    for message in changed:
+        setattr(message, field, value)
+        if message.uid is not None and message.folder.account.protocol == MailAccount.Protocol.IMAP:
+            actions.append(
+                PendingAction(
+                    account_id=message.folder.account_id,
+                    kind=kind,
+                    folder=message.folder,
+                    uidvalidity=message.uidvalidity,
+                    uid=message.uid,
+                    flags=[flag],
+                )
+            )
+    Message.objects.bulk_update(changed, [field])
+    PendingAction.objects.bulk_create(actions)
+    _schedule_push({action.account_id for action in actions})
+    return len(changed)
+
+
+@transaction.atomic
+def move_messages(user: User, message_ids: Iterable[int], target: Folder) -> int:
+    """Move the user's messages into ``target`` (a folder of the same account)."""
+    moving = list(
+        messages_of(user, message_ids)
+        .filter(folder__account=target.account)
+        .exclude(folder=target)
+        .select_related("folder")
+    )
+    actions = []
+    for message in moving:
+        if message.uid is not None:
+            actions.append(
+                PendingAction(
+                    account_id=target.account_id,
+                    kind=PendingAction.Kind.MOVE,
+                    folder=message.folder,
+                    uidvalidity=message.uidvalidity,
+                    uid=message.uid,
+                    target=target,
+                )
+            )
+        # Shown in the target at once; its server UID is learnt at the next sync, which adopts
+        # this row rather than adding a second one.
+        message.folder = target
+        message.uid = None
+        message.uidvalidity = None
+    Message.objects.bulk_update(moving, ["folder", "uid", "uidvalidity"])
+    PendingAction.objects.bulk_create(actions)
+    if moving:
+        _schedule_push({target.account_id})
+    return len(moving)
+
+
+def delete_messages(user: User, message_ids: Iterable[int]) -> int:
+    """To the Trash, per account; messages already in the Trash stay there (emptying the Trash
+    is a separate, explicit action)."""
+    moved = 0
+    for account in MailAccount.objects.filter(user=user):
+        trash = account.folders.filter(role=Folder.Role.TRASH).first()
+        if trash is not None:
+            moved += move_messages(user, message_ids, trash)
+    return moved
