@@ -61,3 +61,9 @@ class MailAccountForm(forms.ModelForm):
                         ),
                     )
         return data
+
+
+class AddressForm(forms.Form):
+    """The first step of adding an account: the address, from which settings are looked up."""
+
+    email = forms.EmailField(label=_("Email address"), max_length=254)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import dns.resolver
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from mailboxes import sync
 from mailboxes.models import MailAccount
-from mailcore import connect
+from mailcore import autoconfig, connect
 
 # What each connection problem means for the person who typed the settings.
 PROBLEM_MESSAGES = {
@@ -146,3 +147,38 @@ def _record_error(account: MailAccount, problem: connect.Problem, detail: str) -
     MailAccount.objects.filter(pk=account.pk).update(
         last_error=message, last_error_at=timezone.now()
     )
+
+
+# Autoconfiguration ------------------------------------------------------------------------------
+
+
+def suggested_settings(address: str) -> dict[str, Any]:
+    """Initial form values for ``address`` from known domains, DNS SRV or autoconfig XML."""
+    resolver = None
+    if settings.AUTOCONFIG_DNS_SERVER:
+        host, _, port = settings.AUTOCONFIG_DNS_SERVER.rpartition(":")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = int(port)
+    suggestion = autoconfig.discover(
+        address, resolver=resolver, ca_file=settings.MAIL_CA_FILE or None, timeout=3.0
+    )
+    initial: dict[str, Any] = {"email": address, "username": address}
+    if suggestion is None:
+        return initial
+    incoming = suggestion.incoming
+    initial.update(
+        protocol=incoming.protocol.value,
+        incoming_host=incoming.host,
+        incoming_port=incoming.port,
+        incoming_security=incoming.security.value,
+        username=incoming.username or address,
+        allow_insecure=suggestion.insecure,
+    )
+    if suggestion.outgoing is not None:
+        initial.update(
+            smtp_host=suggestion.outgoing.host,
+            smtp_port=suggestion.outgoing.port,
+            smtp_security=suggestion.outgoing.security.value,
+        )
+    return initial

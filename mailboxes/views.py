@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from mailboxes import services
-from mailboxes.forms import MailAccountForm
+from mailboxes.forms import AddressForm, MailAccountForm
 from mailboxes.models import MailAccount
 
 
@@ -25,7 +25,11 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_add(request: HttpRequest) -> HttpResponse:
-    form = MailAccountForm(request.POST or None)
+    initial = {}
+    lookup = AddressForm(request.GET or None)
+    if request.method == "GET" and lookup.is_valid():
+        initial = services.suggested_settings(lookup.cleaned_data["email"])
+    form = MailAccountForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         duplicate = MailAccount.objects.filter(
             user=request.user, email__iexact=form.cleaned_data["email"]
@@ -42,7 +46,8 @@ def account_add(request: HttpRequest) -> HttpResponse:
                 account = services.add_account(request.user, form.cleaned_data)  # type: ignore[arg-type]
                 messages.success(request, _("%(email)s is connected.") % {"email": account.email})
                 return redirect("mail-accounts")
-    return render(request, "mailboxes/account_form.html", {"form": form})
+    context = {"form": form, "lookup": lookup, "found": bool(initial.get("incoming_host"))}
+    return render(request, "mailboxes/account_form.html", context)
 
 
 @login_required

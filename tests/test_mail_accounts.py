@@ -170,3 +170,22 @@ def test_the_account_list_costs_the_same_for_many_accounts(
     alice_client.get("/mail/accounts/")
     with django_assert_num_queries(3):  # session, user, accounts
         alice_client.get("/mail/accounts/")
+
+
+def test_the_servers_of_an_address_are_found_through_dns(
+    alice_client: Client, mailstack: MailStack
+) -> None:
+    with override_settings(AUTOCONFIG_DNS_SERVER=f"127.0.0.1:{mailstack.dns_port}"):
+        page = alice_client.get("/mail/accounts/add/", {"email": ALICE})
+    assert "Settings found" in page.text
+    form = page.context["form"]
+    assert form.initial["incoming_host"] == "mail.courrier.test"
+    assert form.initial["incoming_port"] == mailstack.imaps_port
+    assert form.initial["incoming_security"] == "tls"
+    assert form.initial["smtp_port"] == mailstack.submissions_port
+
+
+def test_an_address_nobody_knows_says_so(alice_client: Client, mailstack: MailStack) -> None:
+    with override_settings(AUTOCONFIG_DNS_SERVER=f"127.0.0.1:{mailstack.dns_port}"):
+        page = alice_client.get("/mail/accounts/add/", {"email": "x@nowhere.courrier.test"})
+    assert "No settings found for this address" in page.text

@@ -245,6 +245,8 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 # A PEM file of extra CAs trusted when connecting to users' mail servers, for servers whose
 # certificates come from a private CA. Verification itself is never turned off.
 MAIL_CA_FILE = env_str("MAIL_CA_FILE", "")
+# host:port of a DNS server for account autoconfiguration (SRV lookups); default: the system's.
+AUTOCONFIG_DNS_SERVER = env_str("AUTOCONFIG_DNS_SERVER", "")
 
 # The app's own outgoing mail (password resets, notices) — not users' mail, which each account
 # sends through its own SMTP server.
