@@ -183,6 +183,9 @@ class MessageContent(models.Model):
     # For threading (mailcore.threads): the subject without Re:/Fwd:/[list] and whether it had one.
     thread_subject = models.CharField(max_length=255, blank=True)
     is_reply = models.BooleanField(default=False)
+    # What search looks through: subject, addresses, attachment names and the body text,
+    # indexed for full-text search on PostgreSQL (mailboxes.search).
+    search_text = models.TextField(blank=True)
 
     class Meta:
         constraints = [

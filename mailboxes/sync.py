@@ -36,6 +36,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
+from mailboxes.search import search_text_for
 from mailboxes.threading import thread_content
 from mailcore import connect
 from mailcore.imap import fetch_range
@@ -508,5 +509,7 @@ def store_content(account: MailAccount, raw: bytes) -> MessageContent:
         },
     )
     if created:
+        content.search_text = search_text_for(content)
+        content.save(update_fields=["search_text"])
         thread_content(content)
     return content

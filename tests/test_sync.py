@@ -10,11 +10,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from imapclient import IMAPClient
 
 from accounts.models import User
-from mailboxes import actions, idle, services, sync
+from mailboxes import actions, idle, search, services, sync
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore import connect
 from tests.mailstack import MailStack
@@ -370,3 +371,45 @@ def test_actions_wait_while_the_server_is_unreachable(
     sync.sync_account(MailAccount.objects.get(pk=account.pk))
     assert not account.pending.exists()
     assert b"\\Flagged" in server_flags(server, "INBOX")["Message 1"]
+
+
+# Search ------------------------------------------------------------------------------------------
+
+
+def test_search_finds_words_in_subjects_bodies_addresses_and_attachment_names(
+    account: MailAccount, server: IMAPClient, alice: User, bob: User
+) -> None:
+    budget = EmailMessage()
+    budget["From"] = "Élodie Martin <elodie@ecole.test>"
+    budget["To"] = CAROL
+    budget["Subject"] = "Réunion du conseil"
+    budget["Message-ID"] = make_msgid(domain="ecole.test")
+    budget.set_content("Le budget prévisionnel est en pièce jointe.")
+    budget.add_attachment(
+        b"%PDF-1.4", maintype="application", subtype="pdf", filename="previsions-2027.pdf"
+    )
+    server.append("INBOX", budget.as_bytes())
+    server.append("INBOX", sample(1, "Lunch"))
+    sync.sync_account(account)
+
+    def found(query: str) -> list[str]:
+        return [m.content.subject for m in search.search_messages(alice, query)]
+
+    assert found("budget") == ["Réunion du conseil"]
+    assert found("prévisionnel") == ["Réunion du conseil"]
+    assert found("elodie@ecole.test") == ["Réunion du conseil"]
+    assert found("previsions-2027.pdf") == ["Réunion du conseil"]
+    assert found("lunch") == ["Lunch 1"]
+    assert found("budget lunch") == []  # every word must match
+    assert found("") == []
+    assert list(search.search_messages(bob, "budget")) == []  # only one's own mail
+
+
+def test_postgresql_answers_searches_from_the_full_text_index() -> None:
+    query = search.matching(MessageContent.objects.all(), "budget")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned anyway
+        sql, params = query.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "mailboxes_content_fts" in plan
