@@ -31,18 +31,23 @@ def search_text_for(content: MessageContent) -> str:
     )[:MAX_SEARCH_TEXT]
 
 
-def search_contents(user: User, query: str) -> QuerySet[MessageContent]:
-    contents = MessageContent.objects.filter(account__user=user)
+def matching(contents: QuerySet[MessageContent], query: str) -> QuerySet[MessageContent]:
     query = query.strip()[:MAX_QUERY]
     if not query:
         return contents.none()
     if connection.vendor == "postgresql":
-        return contents.annotate(document=SearchVector("search_text", config="simple")).filter(
+        # The expression must stay the one the migration indexes.
+        document = SearchVector("search_text", config="simple")
+        return contents.annotate(document=document).filter(
             document=SearchQuery(query, config="simple", search_type="websearch")
         )
     for word in query.split():
         contents = contents.filter(search_text__icontains=word.strip('"'))
     return contents
+
+
+def search_contents(user: User, query: str) -> QuerySet[MessageContent]:
+    return matching(MessageContent.objects.filter(account__user=user), query)
 
 
 def search_messages(user: User, query: str) -> QuerySet[Message]:
