@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from mailboxes import sync
+from mailboxes import pop3, sync
 from mailboxes.models import MailAccount
 from mailcore import autoconfig, connect
 
@@ -124,11 +124,11 @@ def run_sync(account_id: int) -> sync.SyncReport | None:
     Raises ``connect.ConnectionFailed`` for transient problems so that the task can retry; other
     failures are recorded on the account and end the attempt.
     """
-    account = MailAccount.objects.filter(pk=account_id, protocol=MailAccount.Protocol.IMAP).first()
+    account = MailAccount.objects.filter(pk=account_id).first()
     if account is None:
         return None
     try:
-        report = sync.sync_account(account)
+        report = sync_one(account)
     except sync.AlreadySyncing:
         return None
     except connect.ConnectionFailed as failure:
@@ -140,6 +140,13 @@ def run_sync(account_id: int) -> sync.SyncReport | None:
         last_success_at=timezone.now(), last_error="", last_error_at=None
     )
     return report
+
+
+def sync_one(account: MailAccount) -> sync.SyncReport:
+    """One pass over an account, by its protocol."""
+    if account.protocol == MailAccount.Protocol.POP3:
+        return pop3.sync_pop3_account(account)
+    return sync.sync_account(account)
 
 
 def _record_error(account: MailAccount, problem: connect.Problem, detail: str) -> None:

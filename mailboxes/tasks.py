@@ -24,9 +24,7 @@ def sync_account(self: Task, account_id: int) -> None:
 
 @shared_task(name="mailboxes.sync_all_accounts")
 def sync_all_accounts() -> None:
-    """The scheduler's fallback for push: every IMAP account, one task each."""
-    ids = MailAccount.objects.filter(protocol=MailAccount.Protocol.IMAP).values_list(
-        "pk", flat=True
-    )
+    """Every account, one task each: the fallback for IMAP push, the only trigger for POP3."""
+    ids = MailAccount.objects.values_list("pk", flat=True)
     for account_id in ids:
         sync_account.delay(account_id)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mailboxes import sync
+from mailboxes import services, sync
 from mailboxes.models import MailAccount
 from mailcore import connect
 
@@ -21,17 +21,17 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, account: str | None = None, full: bool = False, **options: Any
     ) -> None:
-        accounts = MailAccount.objects.filter(protocol=MailAccount.Protocol.IMAP)
+        accounts = MailAccount.objects.all()
         if account:
             accounts = accounts.filter(email__iexact=account)
             if not accounts.exists():
-                raise CommandError(f"No IMAP account {account}.")
+                raise CommandError(f"No account {account}.")
         failed = 0
         for mail_account in accounts:
             if full:
                 mail_account.folders.update(fully_synced=False, uidnext=None, highestmodseq=None)
             try:
-                report = sync.sync_account(mail_account)
+                report = services.sync_one(mail_account)
             except (connect.ConnectionFailed, sync.AlreadySyncing) as exc:
                 failed += 1
                 self.stderr.write(f"{mail_account.email}: {exc!r}")
