@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
@@ -293,3 +294,24 @@ class PendingAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.folder}#{self.uid}"
+
+
+class Pop3Download(models.Model):
+    """A UIDL this account downloaded from its POP3 server, kept after the copy here is deleted:
+    it is not downloaded again, and the server deletes it as the account's options say."""
+
+    account = models.ForeignKey(
+        MailAccount, on_delete=models.CASCADE, related_name="pop3_downloads"
+    )
+    uidl = models.CharField(max_length=70)
+    downloaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "account", "uidl", name="mailboxes_pop3download_account_uidl_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.uidl

@@ -12,11 +12,9 @@ One pass over an account (``sync_pop3_account``):
 
 POP3 has one mailbox: the copies go into a local Inbox folder, created on the first pass.
 
-Until the database records when each UIDL was downloaded (see ``_stored_at``):
-- "stored N days ago" is read from the modification time of the stored raw file, written when
-  the message was first downloaded;
-- a copy deleted here cannot be told from mail never downloaded, so it is downloaded again while
-  the server keeps it, and ``pop3_delete_when_deleted`` is not acted upon.
+Every UIDL downloaded is recorded (``Pop3Download``) with its time, and kept after the copy here
+is deleted: such mail is not downloaded again, and "delete from the server after N days" and
+"delete from the server when deleted here" work from that record.
 """
 
 from __future__ import annotations
@@ -27,14 +25,13 @@ import poplib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mailboxes.models import Folder, MailAccount, Message
+from mailboxes.models import Folder, MailAccount, Message, Pop3Download
 from mailboxes.sync import SyncReport, lease, renew_lease, server_settings, store_content
 from mailcore import connect
 
@@ -78,6 +75,7 @@ def sync_pop3_account(account: MailAccount, client: poplib.POP3 | None = None) -
         try:
             inbox = local_inbox(account)
             server = list_server(client, account, report)
+            forget_gone(account, server)
             download_new(client, inbox, server, token, report)
             delete_on_server(client, account, server, report)
             _quit(client, report)
@@ -213,12 +211,8 @@ def _close(client: poplib.POP3) -> None:
 
 
 def _kept_uidls(account: MailAccount) -> set[str]:
-    # Any folder of the account: a copy moved out of the Inbox here is still kept here.
-    return set(
-        Message.objects.filter(folder__account=account)
-        .exclude(pop3_uidl="")
-        .values_list("pop3_uidl", flat=True)
-    )
+    # Downloaded once is enough: a copy moved or deleted here is not fetched again.
+    return set(Pop3Download.objects.filter(account=account).values_list("uidl", flat=True))
 
 
 def download_new(
@@ -260,8 +254,10 @@ def store_copy(
             if message.pop3_uidl not in on_server:
                 message.pop3_uidl = uidl
                 message.save(update_fields=["pop3_uidl"])
+                Pop3Download.objects.get_or_create(account=account, uidl=uidl)
                 report.warnings.append(f"{uidl}:uidl-renamed")
                 return
+        Pop3Download.objects.get_or_create(account=account, uidl=uidl)
         try:
             with transaction.atomic():
                 Message.objects.create(
@@ -276,39 +272,37 @@ def store_copy(
 # Deleting on the server --------------------------------------------------------------------------
 
 
-def _stored_at(raw_path: str) -> datetime | None:
-    """When the copy was stored here, as far as can be told without a timestamp on the row: the
-    stored file's modification time. None (so: keep it on the server) if storage cannot say."""
-    try:
-        return default_storage.get_modified_time(raw_path)
-    except (NotImplementedError, OSError):
-        return None
-
-
 def to_delete(account: MailAccount, server: ServerList) -> list[str]:
-    """The UIDLs to DELE: only among those whose copy here is committed."""
+    """The UIDLs to DELE: only among those downloaded and committed here."""
     leave = account.pop3_leave_on_server
     days = account.pop3_delete_after_days
-    # pop3_delete_when_deleted needs a record of the UIDLs downloaded (see the module docstring).
-    if leave and days is None:
+    if leave and days is None and not account.pop3_delete_when_deleted:
         return []
-    cutoff = timezone.now() - timedelta(days=days or 0)
-    doomed = []
-    kept = (
+    cutoff = timezone.now() - timedelta(days=days) if days is not None else None
+    still_here = set(
         Message.objects.filter(folder__account=account)
         .exclude(pop3_uidl="")
-        .values_list("pop3_uidl", "content__raw_path")
+        .values_list("pop3_uidl", flat=True)
     )
-    for uidl, raw_path in kept.iterator():
+    doomed = []
+    downloads = Pop3Download.objects.filter(account=account).values_list("uidl", "downloaded_at")
+    for uidl, downloaded_at in downloads.iterator():
         if uidl not in server.numbers or uidl in server.ambiguous:
             continue
-        if not leave:
-            doomed.append(uidl)
-            continue
-        stored_at = _stored_at(raw_path)
-        if stored_at is not None and stored_at < cutoff:
+        if (
+            not leave
+            or (cutoff is not None and downloaded_at < cutoff)
+            or (account.pop3_delete_when_deleted and uidl not in still_here)
+        ):
             doomed.append(uidl)
     return doomed
+
+
+def forget_gone(account: MailAccount, server: ServerList) -> None:
+    """Records of mail the server no longer has serve nothing more."""
+    recorded = Pop3Download.objects.filter(account=account)
+    gone = [pk for pk, uidl in recorded.values_list("pk", "uidl") if uidl not in server.numbers]
+    Pop3Download.objects.filter(pk__in=gone).delete()
 
 
 def delete_on_server(

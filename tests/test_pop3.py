@@ -4,7 +4,6 @@ after N days, resuming after a crash, broken mail, the lease, servers without UI
 from __future__ import annotations
 
 import hashlib
-import os
 import poplib
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from mailboxes import pop3, sync
-from mailboxes.models import Folder, MailAccount, Message
+from mailboxes.models import Folder, MailAccount, Message, Pop3Download
 from mailcore import connect
 from tests.mailstack import MailStack
 
@@ -112,9 +111,10 @@ def stored(account: MailAccount) -> list[str]:
 
 
 def look_stored_days_ago(message: Message, days: int) -> None:
-    """Age a local copy. The stand-in for "when it was downloaded" is the stored file's time."""
-    moment = (timezone.now() - timedelta(days=days)).timestamp()
-    os.utime(default_storage.path(message.content.raw_path), (moment, moment))
+    """Age a local copy: make its download look ``days`` old."""
+    Pop3Download.objects.filter(account=message.folder.account, uidl=message.pop3_uidl).update(
+        downloaded_at=timezone.now() - timedelta(days=days)
+    )
 
 
 def test_the_first_sync_downloads_everything_into_a_local_inbox_and_leaves_it_on_the_server(
@@ -268,6 +268,9 @@ def test_renamed_uidls_after_a_server_migration_bring_no_duplicates(
     pop3.sync_pop3_account(account)
     # As if downloaded from the old server, whose UIDLs the new one does not use.
     for message in Message.objects.filter(folder__account=account):
+        Pop3Download.objects.filter(account=account, uidl=message.pop3_uidl).update(
+            uidl=f"old-{message.pk}"
+        )
         message.pop3_uidl = f"old-{message.pk}"
         message.save(update_fields=["pop3_uidl"])
 
@@ -307,3 +310,20 @@ def test_uidls_outside_the_rfc_are_stored_as_a_stable_hash() -> None:
     assert long == pop3.uidl_key(b"x" * 71)
     assert len(long) <= pop3.MAX_UIDL
     assert pop3.uidl_key(b"a\x00b") != pop3.uidl_key(b"a\x01b")
+
+
+def test_mail_deleted_here_is_not_downloaded_again_and_can_go_from_the_server(
+    account: MailAccount, mailbox: MailStack
+) -> None:
+    deliver(mailbox, 1, 2)
+    pop3.sync_pop3_account(account)
+    Message.objects.filter(folder__account=account, content__subject="Message 1").delete()
+
+    assert pop3.sync_pop3_account(account).fetched == 0
+    assert stored(account) == ["Message 2"]
+    assert on_server(mailbox) == ["Message 1", "Message 2"]
+
+    MailAccount.objects.filter(pk=account.pk).update(pop3_delete_when_deleted=True)
+    report = pop3.sync_pop3_account(MailAccount.objects.get(pk=account.pk))
+    assert report.deleted_on_server == 1
+    assert on_server(mailbox) == ["Message 2"]
