@@ -8,14 +8,16 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from accounts.models import User
-from mailboxes import actions, idle, search, services, sync
+from mailboxes import actions, folders, idle, search, services, sync
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore import connect
 from tests.mailstack import MailStack
@@ -413,3 +415,76 @@ def test_postgresql_answers_searches_from_the_full_text_index() -> None:
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "mailboxes_content_fts" in plan
+
+
+def test_every_message_of_the_broken_mail_corpus_syncs_and_the_rest_stays_intact(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    corpus = sorted((Path(__file__).parent / "fixtures" / "mail").glob("*.eml"))
+    server.append("INBOX", sample(1, "Before"))
+    appended = 0
+    for path in corpus:
+        raw = path.read_bytes()
+        if not raw.strip():
+            continue  # IMAP cannot hold an empty message
+        try:
+            server.append("INBOX", raw)
+        except IMAPClientError:
+            continue  # the server refused it (Dovecot does for some): nothing to sync
+        appended += 1
+    server.append("INBOX", sample(2, "After"))
+    assert appended > 20
+
+    report = sync.sync_account(account)
+    assert report.fetched == appended + 2
+    stored = inbox(account).messages.count()
+    assert stored == appended + 2
+    subjects_stored = set(inbox(account).messages.values_list("content__subject", flat=True))
+    assert {"Before 1", "After 2"} <= subjects_stored
+    assert MessageContent.objects.filter(account=account).exclude(parse_warnings=[]).exists()
+
+
+# Folders changed from here -----------------------------------------------------------------------
+
+
+def test_folders_are_created_renamed_and_deleted_on_the_server(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    sync.sync_account(account)
+    projets = folders.create_folder(account, "Projets")
+    sous = folders.create_folder(account, "Été 2026", parent=projets)
+    assert sous.name == "Projets/Été 2026"
+    assert server.folder_exists("Projets/Été 2026")  # modified UTF-7 on the wire, text here
+
+    renamed = folders.rename_folder(sous, "Automne 2026")
+    assert renamed.name == "Projets/Automne 2026"
+    assert server.folder_exists("Projets/Automne 2026")
+    assert not account.folders.filter(name="Projets/Été 2026").exists()
+
+    folders.delete_folder(renamed)
+    assert not server.folder_exists("Projets/Automne 2026")
+    assert not account.folders.filter(name="Projets/Automne 2026").exists()
+
+
+def test_folder_names_are_checked_and_the_inbox_is_protected(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    sync.sync_account(account)
+    with pytest.raises(folders.FolderError, match="cannot contain"):
+        folders.create_folder(account, "a/b")
+    with pytest.raises(folders.FolderError, match="1 to 200 characters"):
+        folders.create_folder(account, "  ")
+    with pytest.raises(folders.FolderError, match="already a folder"):
+        folders.create_folder(account, "Archive")
+    with pytest.raises(folders.FolderError, match="Inbox cannot be deleted"):
+        folders.delete_folder(inbox(account))
+
+
+def test_unsubscribing_reaches_the_server(account: MailAccount, server: IMAPClient) -> None:
+    sync.sync_account(account)
+    lists = folders.create_folder(account, "Listes")
+    assert lists.subscribed
+    folders.set_subscribed(lists, False)
+    lists.refresh_from_db()
+    assert not lists.subscribed
+    assert "Listes" not in [name for _f, _d, name in server.list_sub_folders()]
