@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
@@ -189,3 +190,29 @@ def test_an_address_nobody_knows_says_so(alice_client: Client, mailstack: MailSt
     with override_settings(AUTOCONFIG_DNS_SERVER=f"127.0.0.1:{mailstack.dns_port}"):
         page = alice_client.get("/mail/accounts/add/", {"email": "x@nowhere.courrier.test"})
     assert "No settings found for this address" in page.text
+
+
+def test_the_list_shows_the_last_sync_error_or_success(alice_client: Client, alice: User) -> None:
+    failing = MailAccount.objects.create(
+        user=alice,
+        email="a@courrier.test",
+        incoming_host="127.0.0.1",
+        username="a",
+        password="a-distinctive-secret",
+        smtp_host="127.0.0.1",
+        last_error="authentication: login refused",
+        last_error_at=timezone.now(),
+    )
+    MailAccount.objects.create(
+        user=alice,
+        email="b@courrier.test",
+        incoming_host="127.0.0.1",
+        username="b",
+        password="x",
+        smtp_host="127.0.0.1",
+        last_success_at=timezone.now(),
+    )
+    page = alice_client.get("/mail/accounts/").text
+    assert "authentication: login refused" in page
+    assert "Up to date" in page
+    assert failing.password not in page
