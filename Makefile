@@ -35,6 +35,7 @@ compile-messages: $(VENV)/.run-installed
 ## run: web server, Celery worker and scheduler on embedded defaults (SQLite, filesystem broker).
 run: $(VENV)/.run-installed compile-messages
 	$(BIN)/python manage.py migrate --verbosity 0
+	-$(BIN)/python manage.py demo --port $(PORT)
 	@echo "Courrier is starting at http://127.0.0.1:$(PORT)/ (Ctrl-C stops everything)."
 	@echo "Create a first admin with: .venv/bin/python manage.py createsuperuser"
 	COURRIER_PORT=$(PORT) exec $(BIN)/honcho start --procfile Procfile

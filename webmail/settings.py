@@ -245,6 +245,9 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 # A PEM file of extra CAs trusted when connecting to users' mail servers, for servers whose
 # certificates come from a private CA. Verification itself is never turned off.
 MAIL_CA_FILE = env_str("MAIL_CA_FILE", "")
+if not MAIL_CA_FILE and not PRODUCTION and (DATA_DIR / "mail-ca.pem").exists():
+    # Left by `manage.py demo`: the local mail stack's private CA, for local trials.
+    MAIL_CA_FILE = str(DATA_DIR / "mail-ca.pem")
 # host:port of a DNS server for account autoconfiguration (SRV lookups); default: the system's.
 AUTOCONFIG_DNS_SERVER = env_str("AUTOCONFIG_DNS_SERVER", "")
 
