@@ -11,13 +11,14 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
+from celery.exceptions import Retry
 from django.db import connection
 from django.test import override_settings
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from accounts.models import User
-from mailboxes import actions, folders, idle, search, services, sync
+from mailboxes import actions, folders, idle, search, services, sync, tasks
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore import connect
 from tests.mailstack import MailStack
@@ -488,3 +489,91 @@ def test_unsubscribing_reaches_the_server(account: MailAccount, server: IMAPClie
     lists.refresh_from_db()
     assert not lists.subscribed
     assert "Listes" not in [name for _f, _d, name in server.list_sub_folders()]
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "role"),
+    [
+        ("INBOX", [], "inbox"),
+        ("Éléments envoyés", [], "sent"),
+        ("Brouillons", [], "drafts"),
+        ("Corbeille", [], "trash"),
+        ("Courrier indésirable", [], "junk"),
+        ("Archives", [], "archive"),
+        ("INBOX.Sent Items", [], "sent"),
+        ("Mes envois", [b"\\Sent"], "sent"),  # RFC 6154 flags win over names
+        ("Projets", [], ""),
+    ],
+)
+def test_folder_roles_come_from_flags_else_english_or_french_names(
+    name: str, flags: list[bytes], role: str
+) -> None:
+    assert sync.guess_role(name, flags, ".") == role
+
+
+def test_a_reply_filed_in_sent_joins_the_conversation_it_answers(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    question = sample(1, "Sortie scolaire")
+    server.append("INBOX", question)
+    parent_id = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in question.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
+    reply = EmailMessage()
+    reply["From"] = CAROL
+    reply["To"] = "dave@ecole.test"
+    reply["Subject"] = "Re: Sortie scolaire 1"
+    reply["Message-ID"] = make_msgid(domain="ecole.test")
+    reply["In-Reply-To"] = parent_id
+    reply["References"] = parent_id
+    reply["Date"] = format_datetime(datetime(2026, 1, 2, tzinfo=UTC))
+    reply.set_content("Oui, je viens.")
+    server.append("Sent", reply.as_bytes())
+    server.append("INBOX", sample(2, "Autre chose"))
+    sync.sync_account(account)
+
+    contents = MessageContent.objects.filter(account=account)
+    conversation = contents.get(subject="Sortie scolaire 1").conversation
+    assert contents.get(subject="Re: Sortie scolaire 1").conversation == conversation
+    assert contents.get(subject="Autre chose 2").conversation != conversation
+    assert conversation.contents.count() == 2
+
+
+# Jobs ------------------------------------------------------------------------------------------
+
+
+def test_the_sync_task_retries_transient_failures_with_growing_delays(
+    account: MailAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    MailAccount.objects.filter(pk=account.pk).update(incoming_port=1)  # refused: transient
+    delays: list[int] = []
+
+    def record_retry(self: object, exc: BaseException, countdown: int) -> Exception:
+        delays.append(countdown)
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(tasks.sync_account, "retry", record_retry.__get__(tasks.sync_account))
+    for attempt in range(3):
+        tasks.sync_account.push_request(retries=attempt)
+        try:
+            with pytest.raises(Retry):
+                tasks.sync_account.run(account.pk)
+        finally:
+            tasks.sync_account.pop_request()
+    assert delays == [30, 60, 120]
+
+
+def test_a_permanent_failure_is_recorded_and_not_retried(account: MailAccount) -> None:
+    MailAccount.objects.filter(pk=account.pk).update(password="wrong")
+    tasks.sync_account.delay(account.pk)  # eager; raising would fail the test
+    assert MailAccount.objects.get(pk=account.pk).last_error.startswith("authentication")
+
+
+def test_the_scheduler_pass_enqueues_every_account(
+    account: MailAccount, server: IMAPClient, bob: User, mailstack: MailStack
+) -> None:
+    server.append("INBOX", sample(1))
+    tasks.sync_all_accounts.delay()  # eager: each account's sync runs at once
+    assert inbox(account).messages.count() == 1
