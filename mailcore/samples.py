@@ -9,7 +9,8 @@ headers, broken encoded words, bad dates, missing headers, unclosed multipartsâ€
 real mail: a median near 10 KB and a long tail. `write_maildir` stores them as Dovecot keeps
 Maildir files (LF line endings, sizes in the file name), oldest first so that UIDs follow dates.
 
-Run alone to look at a sample: `.venv/bin/python -m mailcore.samples --messages 50 --eml /tmp/sample`.
+Run alone to look at a sample:
+`.venv/bin/python -m mailcore.samples --messages 50 --eml /tmp/sample`.
 No Django and no network here.
 """
 
