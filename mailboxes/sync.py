@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
-from mailboxes.threading import thread_content
+from mailboxes.threading import prepare_thread, record_thread
 from mailcore import connect
 from mailcore.imap import fetch_range
 from mailcore.mime import parse_message
@@ -158,10 +159,13 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
         try:
             report.pushed = push_pending_actions(client, account)
             folders = refresh_folders(client, account)
+            renewed = time.monotonic()
             for folder in folders:
                 if folder.selectable:
                     sync_folder(client, folder, report)
+                if time.monotonic() - renewed > LEASE.total_seconds() / 3:
                     renew_lease(account, token)
+                    renewed = time.monotonic()
                 report.folders += 1
         finally:
             if own_client:
@@ -298,20 +302,42 @@ def sync_folder(client: IMAPClient, folder: Folder, report: SyncReport) -> None:
     uidnext = status[b"UIDNEXT"]
     modseq = status.get(b"HIGHESTMODSEQ")
     server_count = status[b"MESSAGES"]
-    stored_count = folder.messages.count()
 
+    # total_count is the server's count of the last complete pass: no COUNT(*) needed here.
     if (
         folder.fully_synced
         and folder.uidvalidity == uidvalidity
         and folder.uidnext == uidnext
         and (not condstore or folder.highestmodseq == modseq)
-        and stored_count == server_count
+        and folder.total_count == server_count
     ):
         report.unchanged_folders += 1
         _save_counts(folder, server_count, status[b"UNSEEN"])
         return
 
     client.select_folder(folder.name, readonly=True)
+    try:
+        _sync_selected(client, folder, report, status, condstore)
+    finally:
+        # Dovecot answers STATUS on the selected folder from this session's old view of it:
+        # leave it, so that a later pass on this connection sees what is there.
+        if b"UNSELECT" in client.capabilities():
+            client.unselect_folder()
+        else:
+            client.close_folder()
+
+
+def _sync_selected(
+    client: IMAPClient,
+    folder: Folder,
+    report: SyncReport,
+    status: dict[bytes, Any],
+    condstore: bool,
+) -> None:
+    uidvalidity = status[b"UIDVALIDITY"]
+    uidnext = status[b"UIDNEXT"]
+    modseq = status.get(b"HIGHESTMODSEQ")
+    server_count = status[b"MESSAGES"]
     if folder.uidvalidity is not None and folder.uidvalidity != uidvalidity:
         # The server renumbered the folder: our UIDs mean nothing now. Bodies stay stored and
         # are recognised by their hash when fetched again.
@@ -323,7 +349,6 @@ def sync_folder(client: IMAPClient, folder: Folder, report: SyncReport) -> None:
             folder.fully_synced = False
             folder.highestmodseq = None
             folder.save(update_fields=["synced_down_to_uid", "fully_synced", "highestmodseq"])
-        stored_count = 0
     if folder.uidvalidity != uidvalidity:
         folder.uidvalidity = uidvalidity
         folder.save(update_fields=["uidvalidity"])
@@ -414,102 +439,130 @@ def _fetch_and_store(
     for batch in _batches(uids, BATCH_SIZE):
         fetched = client.fetch(batch, items)
         with transaction.atomic():
-            for uid in sorted(fetched, reverse=True):
-                data = fetched[uid]
-                raw = data.get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged between SEARCH and FETCH
-                _store_copy(folder, uid, raw, data, report)
+            _store_batch(folder, fetched, report)
             folder.synced_down_to_uid = min(batch)
             folder.save(update_fields=["synced_down_to_uid"])
 
 
-def _store_copy(
-    folder: Folder, uid: int, raw: bytes, data: dict[bytes, Any], report: SyncReport
-) -> None:
-    content = store_content(folder.account, raw)
-    fields = _flag_fields(data.get(b"FLAGS", ()))
-    modseq = data.get(b"MODSEQ")
-    # A message the user moved here: its row is already shown, waiting for its new UID.
-    moved_here = folder.messages.filter(uid__isnull=True, content=content).first()
-    if moved_here is not None:
-        moved_here.uid, moved_here.uidvalidity = uid, folder.uidvalidity
-        moved_here.modseq = modseq[0] if modseq else None
-        for key, value in fields.items():
-            setattr(moved_here, key, value)
-        moved_here.save()
-        return
-    try:
-        with transaction.atomic():
-            _message, created = Message.objects.get_or_create(
+def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: SyncReport) -> None:
+    """One FETCH batch: contents looked up in one query, copies inserted in one."""
+    account = folder.account
+    bodies = {
+        uid: data[b"BODY[]"] for uid, data in fetched.items() if data.get(b"BODY[]") is not None
+    }  # a UID without a body was expunged between SEARCH and FETCH
+    shas = {uid: hashlib.sha256(raw).hexdigest() for uid, raw in bodies.items()}
+    contents = {
+        content.sha256: content
+        for content in MessageContent.objects.filter(account=account, sha256__in=shas.values())
+    }
+    already = set(folder.messages.filter(uid__in=list(bodies)).values_list("uid", flat=True))
+    # Rows the user moved here wait for their UID; only look for them when there are any.
+    waiting = folder.messages.filter(uid__isnull=True).exists()
+    copies = []
+    for uid in sorted(bodies, reverse=True):
+        sha = shas[uid]
+        if sha not in contents:
+            contents[sha] = create_content(account, bodies[uid], sha)
+        content = contents[sha]
+        if uid in already:
+            continue
+        data = fetched[uid]
+        fields = _flag_fields(data.get(b"FLAGS", ()))
+        modseq = data.get(b"MODSEQ")
+        if waiting and _adopt_moved(folder, uid, content, fields, modseq):
+            continue
+        copies.append(
+            Message(
                 folder=folder,
                 uidvalidity=folder.uidvalidity,
                 uid=uid,
-                defaults={
-                    "content": content,
-                    "date": content.date,
-                    "modseq": modseq[0] if modseq else None,
-                    **fields,
-                },
+                content=content,
+                date=content.date,
+                modseq=modseq[0] if modseq else None,
+                **fields,
             )
-    except IntegrityError:
-        created = False  # a concurrent writer stored the same copy
-    if created:
-        report.fetched += 1
+        )
         report.warnings.extend(f"{uid}:{warning}" for warning in content.parse_warnings[:3])
+    # ignore_conflicts: a copy stored meanwhile by another writer is simply already there.
+    Message.objects.bulk_create(copies, ignore_conflicts=True)
+    report.fetched += len(copies)
+
+
+def _adopt_moved(
+    folder: Folder,
+    uid: int,
+    content: MessageContent,
+    fields: dict[str, Any],
+    modseq: tuple[int, ...] | None,
+) -> bool:
+    """A message the user moved here: its row is already shown, waiting for its new UID."""
+    moved_here = folder.messages.filter(uid__isnull=True, content=content).first()
+    if moved_here is None:
+        return False
+    moved_here.uid, moved_here.uidvalidity = uid, folder.uidvalidity
+    moved_here.modseq = modseq[0] if modseq else None
+    for key, value in fields.items():
+        setattr(moved_here, key, value)
+    moved_here.save()
+    return True
 
 
 def store_content(account: MailAccount, raw: bytes) -> MessageContent:
     """The account's stored copy of these bytes, parsed and written once."""
     sha = hashlib.sha256(raw).hexdigest()
     existing = MessageContent.objects.filter(account=account, sha256=sha).first()
-    if existing is not None:
-        return existing
+    return existing or create_content(account, raw, sha)
+
+
+def create_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
+    """Write the bytes, parse them, thread the message and insert its row, in one INSERT."""
     path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
     if not default_storage.exists(path):
         # Written before the row: a crash leaves at worst an orphan file that the next
         # attempt reuses, never a row without its bytes.
-        saved = default_storage.save(path, ContentFile(raw))
-        path = saved
+        path = default_storage.save(path, ContentFile(raw))
     parsed = parse_message(raw)
     sender = parsed.from_[0] if parsed.from_ else None
-    content, created = MessageContent.objects.get_or_create(
+    content = MessageContent(
         account=account,
         sha256=sha,
-        defaults={
-            "raw_path": path,
-            "size": len(raw),
-            "message_id": parsed.message_id[:995],
-            "in_reply_to": parsed.in_reply_to[:995],
-            "references": list(parsed.references),
-            "subject": parsed.subject[:998],
-            "from_name": sender.name[:300] if sender else "",
-            "from_email": sender.email[:320] if sender else "",
-            "to": [[a.name, a.email] for a in parsed.to],
-            "cc": [[a.name, a.email] for a in parsed.cc],
-            "reply_to": [[a.name, a.email] for a in parsed.reply_to],
-            "date": parsed.date,
-            "date_offset_minutes": parsed.date_offset_minutes,
-            "has_attachments": parsed.has_attachments,
-            "attachments": [
-                {
-                    "filename": att.filename,
-                    "content_type": att.content_type,
-                    "size": att.size,
-                    "content_id": att.content_id,
-                    "part": att.part_path,
-                }
-                for att in parsed.attachments
-            ],
-            "snippet": parsed.snippet[:300],
-            "body_text": parsed.text,
-            "list_id": parsed.list_id[:300],
-            "auth_headers": parsed.auth_headers,
-            "parse_warnings": list(parsed.warnings),
-        },
+        raw_path=path,
+        size=len(raw),
+        message_id=parsed.message_id[:995],
+        in_reply_to=parsed.in_reply_to[:995],
+        references=list(parsed.references),
+        subject=parsed.subject[:998],
+        from_name=sender.name[:300] if sender else "",
+        from_email=sender.email[:320] if sender else "",
+        to=[[a.name, a.email] for a in parsed.to],
+        cc=[[a.name, a.email] for a in parsed.cc],
+        reply_to=[[a.name, a.email] for a in parsed.reply_to],
+        date=parsed.date,
+        date_offset_minutes=parsed.date_offset_minutes,
+        has_attachments=parsed.has_attachments,
+        attachments=[
+            {
+                "filename": att.filename,
+                "content_type": att.content_type,
+                "size": att.size,
+                "content_id": att.content_id,
+                "part": att.part_path,
+            }
+            for att in parsed.attachments
+        ],
+        snippet=parsed.snippet[:300],
+        body_text=parsed.text,
+        list_id=parsed.list_id[:300],
+        auth_headers=parsed.auth_headers,
+        parse_warnings=list(parsed.warnings),
     )
-    if created:
-        content.search_text = search_text_for(content)
-        content.save(update_fields=["search_text"])
-        thread_content(content)
+    content.search_text = search_text_for(content)
+    references = prepare_thread(content)
+    try:
+        with transaction.atomic():
+            content.save(force_insert=True)
+    except IntegrityError:
+        # Stored meanwhile by another writer (the lease makes this rare): use that row.
+        return MessageContent.objects.get(account=account, sha256=sha)
+    record_thread(content, references)
     return content

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db.models import Q
+
 from mailboxes.models import Conversation, MailAccount, MessageContent, Reference
 from mailcore import threads
 
@@ -61,8 +63,12 @@ class AccountThreadStore:
         Conversation.objects.filter(pk__in=others).delete()
 
 
-def thread_content(content: MessageContent) -> None:
-    """Put a newly stored message into its conversation and index it for later ones."""
+def prepare_thread(content: MessageContent) -> tuple[str, ...]:
+    """Give a message about to be stored its conversation and threading fields.
+
+    Returns the ids it refers to, for ``record_thread`` once the row exists: everything goes in
+    with the row's one INSERT, so its full-text index entry is computed once.
+    """
     key = threads.ThreadKey(
         message_id=content.message_id,
         in_reply_to=content.in_reply_to,
@@ -71,21 +77,24 @@ def thread_content(content: MessageContent) -> None:
         date=content.date,
     )
     index = threads.index_message(key)
-    conversation_id = threads.assign_thread(key, AccountThreadStore(content.account))
-    content.conversation_id = conversation_id
+    content.conversation_id = threads.assign_thread(key, AccountThreadStore(content.account))
     content.message_id = index.message_id
     content.thread_subject = index.subject
     content.is_reply = index.is_reply
-    content.save(update_fields=["conversation", "message_id", "thread_subject", "is_reply"])
+    return index.references
+
+
+def record_thread(content: MessageContent, references: tuple[str, ...]) -> None:
+    """Index a stored message for the ones to come, and move its conversation's date on."""
     Reference.objects.bulk_create(
-        Reference(account=content.account, content=content, message_id=ref)
-        for ref in index.references
+        Reference(account_id=content.account_id, content=content, message_id=ref)
+        for ref in references
     )
-    conversation = Conversation.objects.get(pk=conversation_id)
-    if content.date and (conversation.last_date is None or content.date > conversation.last_date):
-        conversation.last_date = content.date
-        conversation.subject = content.subject[:998]
-        conversation.save(update_fields=["last_date", "subject"])
-    elif not conversation.subject:
-        conversation.subject = content.subject[:998]
-        conversation.save(update_fields=["subject"])
+    conversation = Conversation.objects.filter(pk=content.conversation_id)
+    subject = content.subject[:998]
+    if content.date is not None:
+        conversation.filter(Q(last_date__isnull=True) | Q(last_date__lt=content.date)).update(
+            last_date=content.date, subject=subject
+        )
+    else:
+        conversation.filter(subject="").update(subject=subject)
