@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum, auto
 from functools import partial
-from typing import Any
 
 import dns.exception
 import dns.name
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
+from mailcore import connect
 from mailcore.connect import AddrInfo, Protocol, Resolver, Security, socket_opener, ssl_context
 
 logger = logging.getLogger(__name__)
@@ -551,38 +551,9 @@ def _remaining(deadline: float) -> float:
 
 
 def _address_resolver(dns_resolver: dns.resolver.Resolver, deadline: float) -> Resolver:
-    """A getaddrinfo look-alike asking `dns_resolver`, within the fetch's deadline.
-
-    Like `connect.dnsmasq_resolver`, which builds its own dns.resolver.Resolver and so cannot
-    take the caller's.
-    """
+    """A getaddrinfo look-alike asking `dns_resolver`, within the fetch's deadline."""
 
     def resolve(host: str, port: int) -> list[AddrInfo]:
-        if _is_ip(host):
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
-        results: list[AddrInfo] = []
-        for rdtype, family in (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.gaierror(socket.EAI_AGAIN, f"{host}: out of time")
-            try:
-                answer = dns_resolver.resolve(host, rdtype, search=False, lifetime=remaining)
-            except dns.resolver.NXDOMAIN as exc:
-                raise socket.gaierror(socket.EAI_NONAME, f"{host}: name does not exist") from exc
-            except dns.resolver.NoAnswer:
-                continue
-            except dns.exception.DNSException as exc:
-                raise socket.gaierror(socket.EAI_AGAIN, f"{host}: {exc}") from exc
-            for record in answer:
-                sockaddr: tuple[Any, ...] = (
-                    (record.address, port)
-                    if family == socket.AF_INET
-                    else (record.address, port, 0, 0)
-                )
-                results.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
-        if not results:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host}: no address records")
-        return results
+        return connect.resolve_addresses(dns_resolver, host, port, deadline=deadline)
 
     return resolve

@@ -177,35 +177,52 @@ def dnsmasq_resolver(nameserver: str, port: int, *, timeout: float = 5.0) -> Res
     dns_resolver.lifetime = timeout
 
     def resolve(host: str, service_port: int) -> list[AddrInfo]:
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
-            return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, service_port))]
-        results: list[AddrInfo] = []
-        for rdtype, family in (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)):
-            try:
-                answer = dns_resolver.resolve(host, rdtype, search=False)
-            except dns.resolver.NXDOMAIN as exc:
-                raise socket.gaierror(socket.EAI_NONAME, f"{host}: name does not exist") from exc
-            except dns.resolver.NoAnswer:
-                continue  # the name exists, just not with this address family
-            except dns.exception.DNSException as exc:
-                raise socket.gaierror(socket.EAI_AGAIN, f"{host}: {exc}") from exc
-            for record in answer:
-                sockaddr: tuple[Any, ...] = (
-                    (record.address, service_port)
-                    if family == socket.AF_INET
-                    else (record.address, service_port, 0, 0)
-                )
-                results.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
-        if not results:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host}: no address records")
-        return results
+        return resolve_addresses(dns_resolver, host, service_port)
 
     return resolve
+
+
+def resolve_addresses(
+    dns_resolver: dns.resolver.Resolver,
+    host: str,
+    port: int,
+    *,
+    deadline: float | None = None,
+) -> list[AddrInfo]:
+    """getaddrinfo's answer for `host`, asked of `dns_resolver` (A, then AAAA records).
+
+    Raises socket.gaierror as getaddrinfo does; `deadline` (time.monotonic()) bounds the whole.
+    """
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+    results: list[AddrInfo] = []
+    for rdtype, family in (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)):
+        lifetime = None
+        if deadline is not None:
+            lifetime = deadline - time.monotonic()
+            if lifetime <= 0:
+                raise socket.gaierror(socket.EAI_AGAIN, f"{host}: out of time")
+        try:
+            answer = dns_resolver.resolve(host, rdtype, search=False, lifetime=lifetime)
+        except dns.resolver.NXDOMAIN as exc:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host}: name does not exist") from exc
+        except dns.resolver.NoAnswer:
+            continue  # the name exists, just not with this address family
+        except dns.exception.DNSException as exc:
+            raise socket.gaierror(socket.EAI_AGAIN, f"{host}: {exc}") from exc
+        for record in answer:
+            sockaddr: tuple[Any, ...] = (
+                (record.address, port) if family == socket.AF_INET else (record.address, port, 0, 0)
+            )
+            results.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
+    if not results:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: no address records")
+    return results
 
 
 def socket_opener(resolver: Resolver | None) -> SocketOpener:
