@@ -38,7 +38,12 @@ from imapclient.exceptions import IMAPClientError
 
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
-from mailboxes.threading import prepare_thread, record_thread
+from mailboxes.threading import (
+    AccountThreadStore,
+    BatchThreadStore,
+    prepare_thread,
+    record_thread,
+)
 from mailcore import connect
 from mailcore.imap import fetch_range
 from mailcore.mime import parse_message
@@ -458,12 +463,18 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
     already = set(folder.messages.filter(uid__in=list(bodies)).values_list("uid", flat=True))
     # Rows the user moved here wait for their UID; only look for them when there are any.
     waiting = folder.messages.filter(uid__isnull=True).exists()
-    copies = []
+    built: dict[str, MessageContent] = {}
     for uid in sorted(bodies, reverse=True):
         sha = shas[uid]
-        if sha not in contents:
-            contents[sha] = create_content(account, bodies[uid], sha)
-        content = contents[sha]
+        if sha not in contents and sha not in built:
+            built[sha] = build_content(account, bodies[uid], sha)
+    # Threading looks up what the batch refers to in two queries, not two per message.
+    store = BatchThreadStore(account, list(built.values()))
+    for sha, content in built.items():
+        contents[sha] = insert_content(content, store)
+    copies = []
+    for uid in sorted(bodies, reverse=True):
+        content = contents[shas[uid]]
         if uid in already:
             continue
         data = fetched[uid]
@@ -514,8 +525,15 @@ def store_content(account: MailAccount, raw: bytes) -> MessageContent:
     return existing or create_content(account, raw, sha)
 
 
-def create_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
+def create_content(
+    account: MailAccount, raw: bytes, sha: str, store: AccountThreadStore | None = None
+) -> MessageContent:
     """Write the bytes, parse them, thread the message and insert its row, in one INSERT."""
+    return insert_content(build_content(account, raw, sha), store)
+
+
+def build_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
+    """The bytes written to storage, parsed into an unsaved row."""
     path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
     if not default_storage.exists(path):
         # Written before the row: a crash leaves at worst an orphan file that the next
@@ -557,12 +575,20 @@ def create_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent
         parse_warnings=list(parsed.warnings),
     )
     content.search_text = search_text_for(content)
-    references = prepare_thread(content)
+    return content
+
+
+def insert_content(
+    content: MessageContent, store: AccountThreadStore | None = None
+) -> MessageContent:
+    """Thread a built row and insert it, with everything, in one INSERT."""
+    store = store or AccountThreadStore(content.account)
+    references = prepare_thread(content, store)
     try:
         with transaction.atomic():
             content.save(force_insert=True)
     except IntegrityError:
         # Stored meanwhile by another writer (the lease makes this rare): use that row.
-        return MessageContent.objects.get(account=account, sha256=sha)
-    record_thread(content, references)
+        return MessageContent.objects.get(account=content.account, sha256=content.sha256)
+    record_thread(content, references, store)
     return content

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -63,29 +64,89 @@ class AccountThreadStore:
         Conversation.objects.filter(pk__in=others).delete()
 
 
-def prepare_thread(content: MessageContent) -> tuple[str, ...]:
-    """Give a message about to be stored its conversation and threading fields.
+class BatchThreadStore(AccountThreadStore):
+    """An account's thread store for one batch of new messages, answering the id lookups from
+    memory: what the batch refers to is loaded in two queries up front, and each message of the
+    batch is remembered once stored, so that a reply and its parent in one batch meet."""
 
-    Returns the ids it refers to, for ``record_thread`` once the row exists: everything goes in
-    with the row's one INSERT, so its full-text index entry is computed once.
-    """
-    key = threads.ThreadKey(
+    def __init__(self, account: MailAccount, batch: Sequence[MessageContent]) -> None:
+        super().__init__(account)
+        wanted: set[str] = set()
+        for content in batch:
+            index = threads.index_message(thread_key(content))
+            wanted.add(index.message_id)
+            wanted.update(index.references)
+        wanted.discard("")
+        self._by_id: dict[str, int] = dict(
+            self.contents.filter(message_id__in=wanted).values_list("message_id", "conversation_id")
+        )
+        self._referencing: dict[str, set[int]] = defaultdict(set)
+        rows = (
+            Reference.objects.filter(account=account, message_id__in=wanted)
+            .exclude(content__conversation__isnull=True)
+            .values_list("message_id", "content__conversation_id")
+        )
+        for message_id, conversation_id in rows:
+            self._referencing[message_id].add(conversation_id)
+
+    def threads_for_message_ids(self, ids: Sequence[str]) -> dict[str, int]:
+        return {id_: self._by_id[id_] for id_ in ids if id_ in self._by_id}
+
+    def threads_referencing(self, ids: Sequence[str]) -> list[int]:
+        found: set[int] = set()
+        for id_ in ids:
+            found.update(self._referencing.get(id_, ()))
+        return sorted(found)
+
+    def merge_threads(self, keep: int, others: Sequence[int]) -> None:
+        super().merge_threads(keep, others)
+        gone = set(others) - {keep}
+        for id_, conversation in self._by_id.items():
+            if conversation in gone:
+                self._by_id[id_] = keep
+        for conversations in self._referencing.values():
+            if conversations & gone:
+                conversations.difference_update(gone)
+                conversations.add(keep)
+
+    def remember(self, content: MessageContent, references: tuple[str, ...]) -> None:
+        if content.message_id:
+            self._by_id[content.message_id] = content.conversation_id
+        for ref in references:
+            self._referencing[ref].add(content.conversation_id)
+
+
+def thread_key(content: MessageContent) -> threads.ThreadKey:
+    return threads.ThreadKey(
         message_id=content.message_id,
         in_reply_to=content.in_reply_to,
         references=tuple(content.references),
         subject=content.subject,
         date=content.date,
     )
+
+
+def prepare_thread(content: MessageContent, store: AccountThreadStore) -> tuple[str, ...]:
+    """Give a message about to be stored its conversation and threading fields.
+
+    Returns the ids it refers to, for ``record_thread`` once the row exists: everything goes in
+    with the row's one INSERT, so its full-text index entry is computed once.
+    """
+    key = thread_key(content)
     index = threads.index_message(key)
-    content.conversation_id = threads.assign_thread(key, AccountThreadStore(content.account))
+    content.conversation_id = threads.assign_thread(key, store)
     content.message_id = index.message_id
     content.thread_subject = index.subject
     content.is_reply = index.is_reply
     return index.references
 
 
-def record_thread(content: MessageContent, references: tuple[str, ...]) -> None:
+def record_thread(
+    content: MessageContent, references: tuple[str, ...], store: AccountThreadStore
+) -> None:
     """Index a stored message for the ones to come, and move its conversation's date on."""
+    if isinstance(store, BatchThreadStore):
+        store.remember(content, references)
     Reference.objects.bulk_create(
         Reference(account_id=content.account_id, content=content, message_id=ref)
         for ref in references

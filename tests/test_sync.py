@@ -577,3 +577,24 @@ def test_the_scheduler_pass_enqueues_every_account(
     server.append("INBOX", sample(1))
     tasks.sync_all_accounts.delay()  # eager: each account's sync runs at once
     assert inbox(account).messages.count() == 1
+
+
+def test_a_reply_and_its_parent_in_one_fetch_batch_share_a_conversation(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    parent = sample(1, "Kermesse")
+    parent_id = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in parent.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
+    server.append("INBOX", parent)
+    server.append("INBOX", sample(2, "Re: Kermesse", In_Reply_To=parent_id, References=parent_id))
+    server.append("INBOX", sample(3, "Sans rapport"))
+    sync.sync_account(account)  # three messages: one batch
+
+    conversations = dict(
+        MessageContent.objects.filter(account=account).values_list("subject", "conversation_id")
+    )
+    assert conversations["Kermesse 1"] == conversations["Re: Kermesse 2"]
+    assert conversations["Sans rapport 3"] != conversations["Kermesse 1"]
