@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
+from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from tests.conftest import add_authenticator, sign_in, totp_code
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +44,8 @@ def test_a_signed_in_user_sees_the_mailbox_shell(
     alice_client: Client, alice: User, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     alice_client.get("/")  # the first visit records the session for the Security page
-    # Then: session and user, whatever the page will later show.
-    with django_assert_num_queries(2):
+    # Then: session, user, folders, and whether any account exists (to say what to do).
+    with django_assert_num_queries(4):
         response = alice_client.get("/")
     assert response.status_code == 200
     assert alice.email.encode() in response.content
@@ -104,3 +105,33 @@ def test_the_second_factor_pages_speak_french(client: Client, alice: User) -> No
     security = client.get("/accounts/security/")
     assert "Où vous êtes connecté" in security.text
     assert "Activité de sécurité récente" in security.text
+
+
+def test_the_home_page_lists_the_newest_inbox_mail_of_the_users_accounts(
+    alice_client: Client,
+    alice: User,
+    bob: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    def account_with_mail(user: User, email: str, subjects: list[str]) -> None:
+        account = MailAccount.objects.create(
+            user=user, email=email, incoming_host="h", username="u", password="p", smtp_host="h"
+        )
+        inbox = Folder.objects.create(account=account, name="INBOX", role="inbox", unread_count=1)
+        for number, subject in enumerate(subjects):
+            content = MessageContent.objects.create(
+                account=account, sha256=f"{email}{number}", raw_path="x", size=1,
+                subject=subject, from_email="dave@ecole.test",
+            )  # fmt: skip
+            Message.objects.create(folder=inbox, content=content, uid=number + 1)
+
+    account_with_mail(alice, "alice@courrier.test", ["Bonjour", "Réunion"])
+    account_with_mail(alice, "alice@ecole.test", ["Cantine"])
+    account_with_mail(bob, "bob@courrier.test", ["Secret de Bob"])
+    alice_client.get("/")
+    with django_assert_num_queries(4):  # session, user, folders, messages
+        page = alice_client.get("/").text
+    for subject in ("Bonjour", "Réunion", "Cantine"):
+        assert subject in page
+    assert "Secret de Bob" not in page
+    assert "alice@ecole.test" in page
