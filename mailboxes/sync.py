@@ -51,6 +51,7 @@ from mailcore.mime import parse_message
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 25  # messages per FETCH and per transaction: bounds memory and lost work
+MAX_MESSAGE = 50 * 1024 * 1024  # larger messages are kept as their header only
 LEASE = timedelta(minutes=5)
 
 SPECIAL_USE_ROLES = {
@@ -441,8 +442,27 @@ def _fetch_and_store(
     report: SyncReport,
 ) -> None:
     items = ["FLAGS", "BODY.PEEK[]"] + (["MODSEQ"] if condstore else [])
+    header_items = ["FLAGS", "BODY.PEEK[HEADER]"] + (["MODSEQ"] if condstore else [])
     for batch in _batches(uids, BATCH_SIZE):
-        fetched = client.fetch(batch, items)
+        # Sizes first: one huge message must not take the worker's memory with it.
+        sizes = client.fetch(batch, ["RFC822.SIZE"])
+        small = [uid for uid in batch if sizes.get(uid, {}).get(b"RFC822.SIZE", 0) <= MAX_MESSAGE]
+        large = [uid for uid in batch if uid in sizes and uid not in small]
+        fetched = client.fetch(small, items) if small else {}
+        if large:
+            # Kept as its header alone, marked, so that it still shows in the list.
+            for uid, data in client.fetch(large, header_items).items():
+                size = sizes[uid][b"RFC822.SIZE"]
+                header = data.pop(b"BODY[HEADER]", b"") or b""
+                data[b"BODY[]"] = (
+                    header
+                    + (
+                        f"\r\n[Courrier: message of {size} bytes, over the {MAX_MESSAGE}-byte "
+                        "limit; only its header was downloaded.]\r\n"
+                    ).encode()
+                )
+                fetched[uid] = data
+                report.warnings.append(f"{uid}:too-large:{size}")
         with transaction.atomic():
             _store_batch(folder, fetched, report)
             folder.synced_down_to_uid = min(batch)

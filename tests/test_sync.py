@@ -598,3 +598,25 @@ def test_a_reply_and_its_parent_in_one_fetch_batch_share_a_conversation(
     )
     assert conversations["Kermesse 1"] == conversations["Re: Kermesse 2"]
     assert conversations["Sans rapport 3"] != conversations["Kermesse 1"]
+
+
+def test_a_message_over_the_size_limit_is_kept_as_its_header(
+    account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync, "MAX_MESSAGE", 20_000)
+    huge = EmailMessage()
+    huge["From"] = "dave@ecole.test"
+    huge["To"] = CAROL
+    huge["Subject"] = "Photos de la kermesse"
+    huge["Message-ID"] = make_msgid(domain="ecole.test")
+    huge.set_content("Voici les photos.")
+    huge.add_attachment(b"\xff" * 60_000, maintype="image", subtype="jpeg", filename="p.jpg")
+    server.append("INBOX", huge.as_bytes())
+    server.append("INBOX", sample(1))
+
+    report = sync.sync_account(account)
+    assert report.fetched == 2
+    assert any(":too-large:" in warning for warning in report.warnings)
+    kept = MessageContent.objects.get(account=account, subject="Photos de la kermesse")
+    assert kept.size < 20_000
+    assert "only its header was downloaded" in kept.body_text
