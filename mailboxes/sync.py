@@ -45,7 +45,7 @@ from mailboxes.threading import (
     record_thread,
 )
 from mailcore import connect
-from mailcore.imap import fetch_range
+from mailcore.imap import fetch_range, list_with_status
 from mailcore.mime import parse_message
 
 logger = logging.getLogger(__name__)
@@ -164,11 +164,20 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
             )
         try:
             report.pushed = push_pending_actions(client, account)
-            folders = refresh_folders(client, account)
+            statuses: dict[str, dict[bytes, int]] = {}
+            if b"LIST-STATUS" in client.capabilities():
+                # One round trip for every folder's list entry, subscription and STATUS.
+                listed = list_with_status(client)
+                statuses = {name: status for _flags, _delim, name, status in listed}
+                folders = refresh_folders(
+                    client, account, [(flags, delim, name) for flags, delim, name, _s in listed]
+                )
+            else:
+                folders = refresh_folders(client, account)
             renewed = time.monotonic()
             for folder in folders:
                 if folder.selectable:
-                    sync_folder(client, folder, report)
+                    sync_folder(client, folder, report, statuses.get(folder.name))
                 if time.monotonic() - renewed > LEASE.total_seconds() / 3:
                     renew_lease(account, token)
                     renewed = time.monotonic()
@@ -196,10 +205,21 @@ def guess_role(name: str, flags: Iterable[bytes], delimiter: str) -> str:
     return Folder.Role.NONE
 
 
-def refresh_folders(client: IMAPClient, account: MailAccount) -> list[Folder]:
-    """Mirror the server's folder list; the Inbox first, then roles, then the rest by name."""
-    listed = client.list_folders()
-    subscribed = {name for _flags, _delim, name in client.list_sub_folders()}
+def refresh_folders(
+    client: IMAPClient,
+    account: MailAccount,
+    listed: list[tuple[Sequence[bytes], Any, str]] | None = None,
+) -> list[Folder]:
+    """Mirror the server's folder list; the Inbox first, then roles, then the rest by name.
+
+    ``listed`` is a LIST-STATUS answer, whose flags say which folders are subscribed; without
+    it, LIST and LSUB are asked.
+    """
+    if listed is None:
+        listed = client.list_folders()
+        subscribed = {name for _flags, _delim, name in client.list_sub_folders()}
+    else:
+        subscribed = {name for flags, _delim, name in listed if b"\\Subscribed" in flags}
     existing = {folder.name: folder for folder in account.folders.all()}
     seen_names = set()
     taken_roles: set[str] = set()
@@ -298,12 +318,18 @@ def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
 # A folder ----------------------------------------------------------------------------------------
 
 
-def sync_folder(client: IMAPClient, folder: Folder, report: SyncReport) -> None:
+def sync_folder(
+    client: IMAPClient,
+    folder: Folder,
+    report: SyncReport,
+    status: dict[bytes, int] | None = None,
+) -> None:
     condstore = b"CONDSTORE" in client.capabilities()
-    items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"]
-    if condstore:
-        items.append(b"HIGHESTMODSEQ")
-    status = client.folder_status(folder.name, items)
+    if not status:
+        items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"]
+        if condstore:
+            items.append(b"HIGHESTMODSEQ")
+        status = client.folder_status(folder.name, items)
     uidvalidity = status[b"UIDVALIDITY"]
     uidnext = status[b"UIDNEXT"]
     modseq = status.get(b"HIGHESTMODSEQ")

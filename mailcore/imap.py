@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.imapclient import seq_to_parenstr_upper
-from imapclient.response_parser import parse_fetch_response
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.imapclient import as_pairs, seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response, parse_response
+from imapclient.util import chunk
 
 
 def fetch_range(
@@ -31,3 +33,36 @@ def fetch_range(
     client._checkok("fetch", typ, data)
     typ, data = imap._untagged_response(typ, data, "FETCH")
     return parse_fetch_response(data, client.normalise_times, True)
+
+
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+
+
+def list_with_status(
+    client: IMAPClient,
+) -> list[tuple[tuple[bytes, ...], str, str, dict[bytes, int]]]:
+    """Every folder with its flags (``\\Subscribed`` and special-use ones included), delimiter,
+    decoded name and STATUS, in one round trip (LIST-STATUS, RFC 5819, with LIST-EXTENDED).
+
+    Callers check ``LIST-STATUS`` in the capabilities first. HIGHESTMODSEQ is asked for only
+    when the server has CONDSTORE.
+    """
+    items = [item for item in STATUS_ITEMS if item != "HIGHESTMODSEQ"]
+    if b"CONDSTORE" in client.capabilities():
+        items.append("HIGHESTMODSEQ")
+    imap = client._imap
+    options = f"(SUBSCRIBED SPECIAL-USE STATUS ({' '.join(items)}))"
+    tag = imap._command("LIST", '""', '"*"', "RETURN", options)
+    typ, data = imap._command_complete("LIST", tag)
+    client._checkok("list", typ, data)
+    _typ, listed = imap._untagged_response(typ, data, "LIST")
+    status_lines = imap.untagged_responses.pop("STATUS", [])
+    statuses: dict[str, dict[bytes, int]] = {}
+    for name, values in chunk(parse_response([line for line in status_lines if line]), 2):
+        key = str(name) if isinstance(name, int) else decode_utf7(name)
+        statuses[key] = dict(as_pairs(values))
+    folders = []
+    for flags, delimiter, name in client._proc_folder_list(listed):
+        delim = delimiter.decode() if isinstance(delimiter, bytes) else (delimiter or "")
+        folders.append((tuple(flags), delim, str(name), statuses.get(str(name), {})))
+    return folders

@@ -620,3 +620,22 @@ def test_a_message_over_the_size_limit_is_kept_as_its_header(
     kept = MessageContent.objects.get(account=account, subject="Photos de la kermesse")
     assert kept.size < 20_000
     assert "only its header was downloaded" in kept.body_text
+
+
+def test_servers_without_list_status_are_synced_folder_by_folder(
+    account: MailAccount, server: IMAPClient, mailstack: MailStack
+) -> None:
+    server.append("INBOX", sample(1))
+    server.append("Archive", sample(2))
+    client = connect.open_imap(sync.server_settings(account), ca_file=str(mailstack.ca_file))
+    capabilities = frozenset(client.capabilities()) - {b"LIST-STATUS"}
+    client.capabilities = lambda: capabilities  # type: ignore[method-assign]
+    try:
+        report = sync.sync_account(account, client)
+        assert report.fetched == 2
+        server.append("INBOX", sample(3))
+        assert sync.sync_account(account, client).fetched == 1
+    finally:
+        client.logout()
+    assert subjects(inbox(account)) == ["Message 3", "Message 1"]
+    assert account.folders.get(name="Archive").subscribed
