@@ -256,10 +256,14 @@ def test_push_notices_new_mail_within_seconds(
         kwargs={"ready": ready},
     )
     watcher.start()
+    sync.sync_account(account)  # the account is up to date before the delivery
     try:
         assert ready.wait(10), "IDLE never started"
-        mailstack.deliver(sample(1), CAROL)
+        mailstack.deliver(sample(1, "Poussé"), CAROL)
         assert noticed.wait(10), "no change noticed within 10 s"
+        # What the listener's task then does: the delivered message is stored.
+        assert sync.sync_account(account).fetched == 1
+        assert subjects(inbox(account)) == ["Poussé 1"]
     finally:
         stop.set()
         watcher.join(timeout=15)
