@@ -245,8 +245,9 @@ def test_a_success_clears_the_last_error(account: MailAccount, server: IMAPClien
 
 
 def test_push_notices_new_mail_within_seconds(
-    account: MailAccount, server: IMAPClient, mailstack: MailStack
+    account: MailAccount, server: IMAPClient, mailstack: MailStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(idle, "CHECK_SECONDS", 0.5)  # how soon the watcher sees its stop flag
     noticed = threading.Event()
     ready = threading.Event()
     stop = threading.Event()
