@@ -25,13 +25,13 @@ def home(request: HttpRequest) -> HttpResponse:
         .order_by("account__email", "name")
     )
     inbox_ids = [folder.pk for folder in folders if folder.role == Folder.Role.INBOX]
-    messages = (
+    newest = (
         Message.objects.filter(folder_id__in=inbox_ids)
         .select_related("content", "folder__account")
         .order_by("-date", "-id")[:HOME_MESSAGES]
     )
     accounts = MailAccount.objects.filter(user=request.user).exists() if not folders else True
-    context = {"folders": folders, "messages": list(messages), "has_accounts": accounts}
+    context = {"folders": folders, "inbox_messages": list(newest), "has_accounts": accounts}
     return render(request, "core/home.html", context)
 
 

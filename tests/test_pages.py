@@ -134,4 +134,5 @@ def test_the_home_page_lists_the_newest_inbox_mail_of_the_users_accounts(
     for subject in ("Bonjour", "Réunion", "Cantine"):
         assert subject in page
     assert "Secret de Bob" not in page
+    assert 'class="messages"' not in page  # the list is not mistaken for flash messages
     assert "alice@ecole.test" in page
