@@ -150,6 +150,20 @@ def renew_lease(account: MailAccount, token: str) -> None:
     )
 
 
+class LeaseKeeper:
+    """Renews a held lease as time passes: called after every batch, it writes at most every
+    third of the lease, so a long first sync keeps its claim and a quick pass costs nothing."""
+
+    def __init__(self, account: MailAccount, token: str) -> None:
+        self.account, self.token = account, token
+        self.renewed = time.monotonic()
+
+    def tick(self) -> None:
+        if time.monotonic() - self.renewed > LEASE.total_seconds() / 3:
+            renew_lease(self.account, self.token)
+            self.renewed = time.monotonic()
+
+
 # An account --------------------------------------------------------------------------------------
 
 
@@ -174,13 +188,11 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
                 )
             else:
                 folders = refresh_folders(client, account)
-            renewed = time.monotonic()
+            keeper = LeaseKeeper(account, token)
             for folder in folders:
                 if folder.selectable:
-                    sync_folder(client, folder, report, statuses.get(folder.name))
-                if time.monotonic() - renewed > LEASE.total_seconds() / 3:
-                    renew_lease(account, token)
-                    renewed = time.monotonic()
+                    sync_folder(client, folder, report, statuses.get(folder.name), keeper)
+                keeper.tick()
                 report.folders += 1
         finally:
             if own_client:
@@ -323,6 +335,7 @@ def sync_folder(
     folder: Folder,
     report: SyncReport,
     status: dict[bytes, int] | None = None,
+    keeper: LeaseKeeper | None = None,
 ) -> None:
     condstore = b"CONDSTORE" in client.capabilities()
     if not status:
@@ -349,7 +362,7 @@ def sync_folder(
 
     client.select_folder(folder.name, readonly=True)
     try:
-        _sync_selected(client, folder, report, status, condstore)
+        _sync_selected(client, folder, report, status, condstore, keeper)
     finally:
         # Dovecot answers STATUS on the selected folder from this session's old view of it:
         # leave it, so that a later pass on this connection sees what is there.
@@ -365,6 +378,7 @@ def _sync_selected(
     report: SyncReport,
     status: dict[bytes, Any],
     condstore: bool,
+    keeper: LeaseKeeper | None,
 ) -> None:
     uidvalidity = status[b"UIDVALIDITY"]
     uidnext = status[b"UIDNEXT"]
@@ -392,7 +406,7 @@ def _sync_selected(
     # New mail: everything above the highest stored UID, newest first.
     top = folder.messages.filter(uidvalidity=uidvalidity).aggregate(top=Max("uid"))["top"] or 0
     new_uids = [uid for uid in client.search(["UID", f"{top + 1}:*"]) if uid > top]
-    _fetch_and_store(client, folder, sorted(new_uids, reverse=True), condstore, report)
+    _fetch_and_store(client, folder, sorted(new_uids, reverse=True), condstore, report, keeper)
 
     # Anything else missing (older mail of a first sync, or after a crash) or expunged.
     if folder.messages.count() != server_count or not folder.fully_synced:
@@ -403,7 +417,7 @@ def _sync_selected(
             Message.objects.filter(pk__in=vanished).delete()
             report.removed += len(vanished)
         missing = sorted(server_uids.difference(stored), reverse=True)
-        _fetch_and_store(client, folder, missing, condstore, report)
+        _fetch_and_store(client, folder, missing, condstore, report, keeper)
 
     folder.uidnext = uidnext
     folder.highestmodseq = modseq
@@ -466,6 +480,7 @@ def _fetch_and_store(
     uids: Sequence[int],
     condstore: bool,
     report: SyncReport,
+    keeper: LeaseKeeper | None = None,
 ) -> None:
     items = ["FLAGS", "BODY.PEEK[]"] + (["MODSEQ"] if condstore else [])
     header_items = ["FLAGS", "BODY.PEEK[HEADER]"] + (["MODSEQ"] if condstore else [])
@@ -493,6 +508,8 @@ def _fetch_and_store(
             _store_batch(folder, fetched, report)
             folder.synced_down_to_uid = min(batch)
             folder.save(update_fields=["synced_down_to_uid"])
+        if keeper is not None:
+            keeper.tick()
 
 
 def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: SyncReport) -> None:

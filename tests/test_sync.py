@@ -14,6 +14,7 @@ import pytest
 from celery.exceptions import Retry
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
@@ -644,3 +645,19 @@ def test_servers_without_list_status_are_synced_folder_by_folder(
         client.logout()
     assert subjects(inbox(account)) == ["Message 3", "Message 1"]
     assert account.folders.get(name="Archive").subscribed
+
+
+def test_a_long_sync_keeps_renewing_its_lease(
+    account: MailAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(sync.time, "monotonic", lambda: now[0])
+    with sync.lease(account) as token:
+        keeper = sync.LeaseKeeper(account, token)
+        soon = timezone.now() + timedelta(seconds=5)
+        MailAccount.objects.filter(pk=account.pk).update(sync_lease_until=soon)
+        keeper.tick()  # too early: no write
+        assert MailAccount.objects.get(pk=account.pk).sync_lease_until == soon
+        now[0] += sync.LEASE.total_seconds() / 3 + 1
+        keeper.tick()
+        assert MailAccount.objects.get(pk=account.pk).sync_lease_until > soon + timedelta(minutes=1)
