@@ -293,7 +293,12 @@ def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
     ):
         batch = list(group)
         folder = batch[0].folder
-        selected = client.select_folder(folder.name)
+        try:
+            selected = client.select_folder(folder.name)
+        except IMAPClientError:
+            # The folder is gone from the server (deleted elsewhere): so are its messages.
+            done.extend(a.pk for a in batch)
+            continue
         current = [a for a in batch if a.uidvalidity == selected[b"UIDVALIDITY"]]
         stale = [a.pk for a in batch if a not in current]
         done.extend(stale)  # the folder was renumbered: those UIDs mean nothing any more

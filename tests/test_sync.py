@@ -661,3 +661,18 @@ def test_a_long_sync_keeps_renewing_its_lease(
         now[0] += sync.LEASE.total_seconds() / 3 + 1
         keeper.tick()
         assert MailAccount.objects.get(pk=account.pk).sync_lease_until > soon + timedelta(minutes=1)
+
+
+def test_actions_on_a_folder_deleted_elsewhere_are_dropped_not_stuck(
+    account: MailAccount, server: IMAPClient, alice: User
+) -> None:
+    server.create_folder("Vieux")
+    server.append("Vieux", sample(1))
+    sync.sync_account(account)
+    message = account.folders.get(name="Vieux").messages.get()
+    actions.set_flag(alice, [message.pk], "flagged", True)
+    server.delete_folder("Vieux")
+
+    sync.sync_account(account)  # must not fail, now or on any later pass
+    assert not account.pending.exists()
+    assert not account.folders.filter(name="Vieux").exists()
