@@ -43,6 +43,7 @@ from mailboxes.threading import (
     BatchThreadStore,
     prepare_thread,
     record_thread,
+    record_threads,
 )
 from mailcore import connect
 from mailcore.imap import fetch_range, list_with_status
@@ -536,10 +537,7 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
         sha = shas[uid]
         if sha not in contents and sha not in built:
             built[sha] = build_content(account, bodies[uid], sha)
-    # Threading looks up what the batch refers to in two queries, not two per message.
-    store = BatchThreadStore(account, list(built.values()))
-    for sha, content in built.items():
-        contents[sha] = insert_content(content, store)
+    contents.update(insert_contents(account, list(built.values())))
     copies = []
     for uid in sorted(bodies, reverse=True):
         content = contents[shas[uid]]
@@ -643,6 +641,44 @@ def build_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
         parse_warnings=list(parsed.warnings),
     )
     content.search_text = search_text_for(content)
+    return content
+
+
+def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[str, MessageContent]:
+    """Thread a batch of built rows and insert them in one statement; by sha256.
+
+    Threading looks up what the batch refers to in two queries up front and the batch's own
+    messages in memory; references and conversation dates are written once per batch.
+    """
+    if not batch:
+        return {}
+    store = BatchThreadStore(account, batch)
+    references = {}
+    for content in batch:
+        references[content.sha256] = prepare_thread(content, store)
+        store.remember(content, references[content.sha256])
+    try:
+        with transaction.atomic():
+            MessageContent.objects.bulk_create(batch)
+    except IntegrityError:
+        # Some were stored meanwhile by another writer (the lease makes this rare): one by one.
+        return {
+            content.sha256: _insert_one(content, references[content.sha256], store)
+            for content in batch
+        }
+    record_threads(batch, references)
+    return {content.sha256: content for content in batch}
+
+
+def _insert_one(
+    content: MessageContent, references: tuple[str, ...], store: AccountThreadStore
+) -> MessageContent:
+    try:
+        with transaction.atomic():
+            content.save(force_insert=True)
+    except IntegrityError:
+        return MessageContent.objects.get(account=content.account, sha256=content.sha256)
+    record_thread(content, references, store)
     return content
 
 

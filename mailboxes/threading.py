@@ -88,6 +88,10 @@ class BatchThreadStore(AccountThreadStore):
         )
         for message_id, conversation_id in rows:
             self._referencing[message_id].add(conversation_id)
+        # The batch's rows, not yet in the database: merges must move them too, and subject
+        # lookups must see those already threaded.
+        self._batch = list(batch)
+        self._remembered: list[MessageContent] = []
 
     def threads_for_message_ids(self, ids: Sequence[str]) -> dict[str, int]:
         return {id_: self._by_id[id_] for id_ in ids if id_ in self._by_id}
@@ -101,6 +105,9 @@ class BatchThreadStore(AccountThreadStore):
     def merge_threads(self, keep: int, others: Sequence[int]) -> None:
         super().merge_threads(keep, others)
         gone = set(others) - {keep}
+        for content in self._batch:
+            if content.conversation_id in gone:
+                content.conversation_id = keep
         for id_, conversation in self._by_id.items():
             if conversation in gone:
                 self._by_id[id_] = keep
@@ -109,7 +116,45 @@ class BatchThreadStore(AccountThreadStore):
                 conversations.difference_update(gone)
                 conversations.add(keep)
 
+    def latest_thread_with_subject(
+        self, subject: str, since: datetime, until: datetime
+    ) -> int | None:
+        row = (
+            self.contents.filter(thread_subject=subject, date__range=(since, until))
+            .order_by("-date", "conversation_id")
+            .values_list("date", "conversation_id")
+            .first()
+        )
+        found = [row] if row else []
+        found += [(c.date, c.conversation_id) for c in self._dated(subject, since, until)]
+        # The latest wins; on equal dates, the lowest thread.
+        return max(found, key=lambda pair: (pair[0], -pair[1]))[1] if found else None
+
+    def earliest_reply_thread_with_subject(
+        self, subject: str, since: datetime, until: datetime
+    ) -> int | None:
+        row = (
+            self.contents.filter(thread_subject=subject, is_reply=True, date__range=(since, until))
+            .order_by("date", "conversation_id")
+            .values_list("date", "conversation_id")
+            .first()
+        )
+        found = [row] if row else []
+        found += [
+            (c.date, c.conversation_id) for c in self._dated(subject, since, until) if c.is_reply
+        ]
+        return min(found)[1] if found else None
+
+    def _dated(self, subject: str, since: datetime, until: datetime) -> list[MessageContent]:
+        """The batch's already threaded messages with this subject, dated in [since, until]."""
+        return [
+            c
+            for c in self._remembered
+            if c.thread_subject == subject and c.date is not None and since <= c.date <= until
+        ]
+
     def remember(self, content: MessageContent, references: tuple[str, ...]) -> None:
+        self._remembered.append(content)
         if content.message_id:
             self._by_id[content.message_id] = content.conversation_id
         for ref in references:
@@ -159,3 +204,31 @@ def record_thread(
         )
     else:
         conversation.filter(subject="").update(subject=subject)
+
+
+def record_threads(batch: Sequence[MessageContent], references: dict[str, tuple[str, ...]]) -> None:
+    """``record_thread`` for a whole inserted batch: one INSERT of references, one UPDATE per
+    conversation that got newer mail."""
+    Reference.objects.bulk_create(
+        Reference(account_id=content.account_id, content=content, message_id=ref)
+        for content in batch
+        for ref in references[content.sha256]
+    )
+    latest: dict[int, MessageContent] = {}
+    undated: dict[int, MessageContent] = {}
+    for content in batch:
+        if content.date is None:
+            undated.setdefault(content.conversation_id, content)
+        elif (
+            content.conversation_id not in latest
+            or content.date > latest[content.conversation_id].date
+        ):
+            latest[content.conversation_id] = content
+    for conversation_id, content in latest.items():
+        Conversation.objects.filter(pk=conversation_id).filter(
+            Q(last_date__isnull=True) | Q(last_date__lt=content.date)
+        ).update(last_date=content.date, subject=content.subject[:998])
+    for conversation_id, content in undated.items():
+        Conversation.objects.filter(pk=conversation_id, subject="").update(
+            subject=content.subject[:998]
+        )

@@ -676,3 +676,32 @@ def test_actions_on_a_folder_deleted_elsewhere_are_dropped_not_stuck(
     sync.sync_account(account)  # must not fail, now or on any later pass
     assert not account.pending.exists()
     assert not account.folders.filter(name="Vieux").exists()
+
+
+def test_subject_fallback_works_inside_one_fetch_batch(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    def titled(subject: str, day: int) -> bytes:
+        message = EmailMessage()
+        message["From"] = "dave@ecole.test"
+        message["To"] = CAROL
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(domain="ecole.test")
+        message["Date"] = format_datetime(datetime(2026, 3, day, tzinfo=UTC))
+        message.set_content(f"{subject} ({day})")
+        return message.as_bytes()
+
+    server.append("INBOX", titled("Piscine", 1))
+    # A reply from a client that sends no References: only the subject links it.
+    server.append("INBOX", titled("RE: Piscine", 2))
+    server.append("INBOX", titled("Hello", 3))
+    server.append("INBOX", titled("Hello", 4))
+    sync.sync_account(account)  # four messages: one batch
+
+    by_day = {
+        content.body_text.strip(): content.conversation_id
+        for content in MessageContent.objects.filter(account=account)
+    }
+    assert by_day["Piscine (1)"] == by_day["RE: Piscine (2)"]
+    assert by_day["Hello (3)"] != by_day["Hello (4)"]  # unrelated messages are never grouped
+    assert by_day["Hello (3)"] != by_day["Piscine (1)"]
