@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from mailboxes import pop3, sync
 from mailboxes.models import MailAccount
+from mailboxes.sync import incoming_settings, outgoing_settings
 from mailcore import autoconfig, connect
 
 # What each connection problem means for the person who typed the settings.
@@ -46,28 +47,6 @@ PROBLEM_MESSAGES = {
 }
 
 Checker = Callable[..., connect.CheckResult]
-
-
-def incoming_settings(data: dict[str, Any]) -> connect.ServerSettings:
-    return connect.ServerSettings(
-        protocol=connect.Protocol(data["protocol"]),
-        host=data["incoming_host"],
-        port=data["incoming_port"],
-        security=connect.Security(data["incoming_security"]),
-        username=data["username"],
-        password=data["password"],
-    )
-
-
-def outgoing_settings(data: dict[str, Any]) -> connect.ServerSettings:
-    return connect.ServerSettings(
-        protocol=connect.Protocol.SMTP,
-        host=data["smtp_host"],
-        port=data["smtp_port"],
-        security=connect.Security(data["smtp_security"]),
-        username=data.get("smtp_username") or data["username"],
-        password=data.get("smtp_password") or data["password"],
-    )
 
 
 def explain(server: connect.ServerSettings, result: connect.CheckResult) -> str:

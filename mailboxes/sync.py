@@ -20,7 +20,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,13 +38,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
-from mailboxes.threading import (
-    AccountThreadStore,
-    BatchThreadStore,
-    prepare_thread,
-    record_thread,
-    record_threads,
-)
+from mailboxes.threading import BatchThreadStore, prepare_thread, record_threads
 from mailcore import connect
 from mailcore.imap import fetch_range, list_with_status
 from mailcore.mime import parse_message
@@ -112,15 +106,32 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def server_settings(account: MailAccount) -> connect.ServerSettings:
+def incoming_settings(values: Mapping[str, Any]) -> connect.ServerSettings:
+    """The receiving server of an account, from its fields (a form's cleaned data, say)."""
     return connect.ServerSettings(
-        protocol=connect.Protocol(account.protocol),
-        host=account.incoming_host,
-        port=account.incoming_port,
-        security=connect.Security(account.incoming_security),
-        username=account.username,
-        password=account.password,
+        protocol=connect.Protocol(values["protocol"]),
+        host=values["incoming_host"],
+        port=values["incoming_port"],
+        security=connect.Security(values["incoming_security"]),
+        username=values["username"],
+        password=values["password"],
     )
+
+
+def outgoing_settings(values: Mapping[str, Any]) -> connect.ServerSettings:
+    """The sending server; blank SMTP credentials mean the receiving ones."""
+    return connect.ServerSettings(
+        protocol=connect.Protocol.SMTP,
+        host=values["smtp_host"],
+        port=values["smtp_port"],
+        security=connect.Security(values["smtp_security"]),
+        username=values.get("smtp_username") or values["username"],
+        password=values.get("smtp_password") or values["password"],
+    )
+
+
+def server_settings(account: MailAccount) -> connect.ServerSettings:
+    return incoming_settings(vars(account))
 
 
 # The lease ------------------------------------------------------------------------------------
@@ -262,10 +273,10 @@ def refresh_folders(
                 folder.save(update_fields=changed)
         seen_names.add(name)
         folders.append(folder)
-    gone = [folder.pk for name, folder in existing.items() if name not in seen_names]
-    if gone:
-        Message.objects.filter(folder_id__in=gone).delete()
-        Folder.objects.filter(pk__in=gone).delete()
+    # Deleted on the server: their copies and queued actions go with them (cascade).
+    Folder.objects.filter(
+        pk__in=[f.pk for n, f in existing.items() if n not in seen_names]
+    ).delete()
     order = [Folder.Role.INBOX, Folder.Role.SENT, Folder.Role.DRAFTS, Folder.Role.ARCHIVE]
     return sorted(
         folders, key=lambda f: (order.index(f.role) if f.role in order else len(order), f.name)
@@ -329,8 +340,20 @@ def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
             logger.info("pushing %s to %s failed: %s", kind, folder.name, exc)
             continue
         done.extend(a.pk for a in current)
+    _leave_selected(client)
     PendingAction.objects.filter(pk__in=done).delete()
     return len(done)
+
+
+def _leave_selected(client: IMAPClient) -> None:
+    """Dovecot answers STATUS (and LIST-STATUS) on the selected folder from this session's old
+    view of it: leave it, so that what follows on this connection sees what is there."""
+    if client._imap.state != "SELECTED":  # noqa: SLF001 -- imapclient does not say
+        return
+    if b"UNSELECT" in client.capabilities():
+        client.unselect_folder()
+    else:
+        client.close_folder()
 
 
 # A folder ----------------------------------------------------------------------------------------
@@ -370,12 +393,7 @@ def sync_folder(
     try:
         _sync_selected(client, folder, report, status, condstore, keeper)
     finally:
-        # Dovecot answers STATUS on the selected folder from this session's old view of it:
-        # leave it, so that a later pass on this connection sees what is there.
-        if b"UNSELECT" in client.capabilities():
-            client.unselect_folder()
-        else:
-            client.close_folder()
+        _leave_selected(client)
 
 
 def _sync_selected(
@@ -585,17 +603,10 @@ def _adopt_moved(
 
 
 def store_content(account: MailAccount, raw: bytes) -> MessageContent:
-    """The account's stored copy of these bytes, parsed and written once."""
+    """The account's stored copy of these bytes, parsed and written once (one message)."""
     sha = hashlib.sha256(raw).hexdigest()
     existing = MessageContent.objects.filter(account=account, sha256=sha).first()
-    return existing or create_content(account, raw, sha)
-
-
-def create_content(
-    account: MailAccount, raw: bytes, sha: str, store: AccountThreadStore | None = None
-) -> MessageContent:
-    """Write the bytes, parse them, thread the message and insert its row, in one INSERT."""
-    return insert_content(build_content(account, raw, sha), store)
+    return existing or insert_contents(account, [build_content(account, raw, sha)])[sha]
 
 
 def build_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
@@ -653,46 +664,24 @@ def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[s
     if not batch:
         return {}
     store = BatchThreadStore(account, batch)
-    references = {}
-    for content in batch:
-        references[content.sha256] = prepare_thread(content, store)
-        store.remember(content, references[content.sha256])
+    references = {content.sha256: prepare_thread(content, store) for content in batch}
     try:
         with transaction.atomic():
             MessageContent.objects.bulk_create(batch)
     except IntegrityError:
         # Some were stored meanwhile by another writer (the lease makes this rare): one by one.
         return {
-            content.sha256: _insert_one(content, references[content.sha256], store)
-            for content in batch
+            content.sha256: _insert_one(content, references[content.sha256]) for content in batch
         }
     record_threads(batch, references)
     return {content.sha256: content for content in batch}
 
 
-def _insert_one(
-    content: MessageContent, references: tuple[str, ...], store: AccountThreadStore
-) -> MessageContent:
+def _insert_one(content: MessageContent, references: tuple[str, ...]) -> MessageContent:
     try:
         with transaction.atomic():
             content.save(force_insert=True)
     except IntegrityError:
         return MessageContent.objects.get(account=content.account, sha256=content.sha256)
-    record_thread(content, references, store)
-    return content
-
-
-def insert_content(
-    content: MessageContent, store: AccountThreadStore | None = None
-) -> MessageContent:
-    """Thread a built row and insert it, with everything, in one INSERT."""
-    store = store or AccountThreadStore(content.account)
-    references = prepare_thread(content, store)
-    try:
-        with transaction.atomic():
-            content.save(force_insert=True)
-    except IntegrityError:
-        # Stored meanwhile by another writer (the lease makes this rare): use that row.
-        return MessageContent.objects.get(account=content.account, sha256=content.sha256)
-    record_thread(content, references, store)
+    record_threads([content], {content.sha256: references})
     return content

@@ -12,65 +12,17 @@ from mailboxes.models import Conversation, MailAccount, MessageContent, Referenc
 from mailcore import threads
 
 
-class AccountThreadStore:
-    """Lookups over one account's stored messages. Callers hold the account's sync lease, so
-    no other writer threads this account at the same time."""
+class BatchThreadStore:
+    """mailcore.threads' ThreadStore for one batch of an account's new messages.
 
-    def __init__(self, account: MailAccount) -> None:
-        self.account = account
-        self.contents = MessageContent.objects.filter(account=account, conversation__isnull=False)
-
-    def threads_for_message_ids(self, ids: Sequence[str]) -> dict[str, int]:
-        rows = self.contents.filter(message_id__in=list(ids)).values_list(
-            "message_id", "conversation_id"
-        )
-        return dict(rows)
-
-    def threads_referencing(self, ids: Sequence[str]) -> list[int]:
-        rows = (
-            Reference.objects.filter(account=self.account, message_id__in=list(ids))
-            .exclude(content__conversation__isnull=True)
-            .values_list("content__conversation_id", flat=True)
-            .distinct()
-        )
-        return sorted(rows)
-
-    def latest_thread_with_subject(
-        self, subject: str, since: datetime, until: datetime
-    ) -> int | None:
-        return (
-            self.contents.filter(thread_subject=subject, date__range=(since, until))
-            .order_by("-date", "conversation_id")
-            .values_list("conversation_id", flat=True)
-            .first()
-        )
-
-    def earliest_reply_thread_with_subject(
-        self, subject: str, since: datetime, until: datetime
-    ) -> int | None:
-        return (
-            self.contents.filter(thread_subject=subject, is_reply=True, date__range=(since, until))
-            .order_by("date", "conversation_id")
-            .values_list("conversation_id", flat=True)
-            .first()
-        )
-
-    def new_thread(self) -> int:
-        return Conversation.objects.create(account=self.account).pk
-
-    def merge_threads(self, keep: int, others: Sequence[int]) -> None:
-        others = [other for other in others if other != keep]
-        MessageContent.objects.filter(conversation_id__in=others).update(conversation_id=keep)
-        Conversation.objects.filter(pk__in=others).delete()
-
-
-class BatchThreadStore(AccountThreadStore):
-    """An account's thread store for one batch of new messages, answering the id lookups from
-    memory: what the batch refers to is loaded in two queries up front, and each message of the
-    batch is remembered once stored, so that a reply and its parent in one batch meet."""
+    What the batch refers to is loaded in two queries up front; each message of the batch is
+    remembered once threaded, so that a reply and its parent in one batch meet, by id or by
+    subject. Callers hold the account's sync lease: no other writer threads this account.
+    """
 
     def __init__(self, account: MailAccount, batch: Sequence[MessageContent]) -> None:
-        super().__init__(account)
+        self.account = account
+        self.contents = MessageContent.objects.filter(account=account, conversation__isnull=False)
         wanted: set[str] = set()
         for content in batch:
             index = threads.index_message(thread_key(content))
@@ -93,6 +45,9 @@ class BatchThreadStore(AccountThreadStore):
         self._batch = list(batch)
         self._remembered: list[MessageContent] = []
 
+    def new_thread(self) -> int:
+        return Conversation.objects.create(account=self.account).pk
+
     def threads_for_message_ids(self, ids: Sequence[str]) -> dict[str, int]:
         return {id_: self._by_id[id_] for id_ in ids if id_ in self._by_id}
 
@@ -103,8 +58,9 @@ class BatchThreadStore(AccountThreadStore):
         return sorted(found)
 
     def merge_threads(self, keep: int, others: Sequence[int]) -> None:
-        super().merge_threads(keep, others)
         gone = set(others) - {keep}
+        MessageContent.objects.filter(conversation_id__in=gone).update(conversation_id=keep)
+        Conversation.objects.filter(pk__in=gone).delete()
         for content in self._batch:
             if content.conversation_id in gone:
                 content.conversation_id = keep
@@ -171,11 +127,11 @@ def thread_key(content: MessageContent) -> threads.ThreadKey:
     )
 
 
-def prepare_thread(content: MessageContent, store: AccountThreadStore) -> tuple[str, ...]:
-    """Give a message about to be stored its conversation and threading fields.
+def prepare_thread(content: MessageContent, store: BatchThreadStore) -> tuple[str, ...]:
+    """Give a message about to be stored its conversation and threading fields, and remember it.
 
-    Returns the ids it refers to, for ``record_thread`` once the row exists: everything goes in
-    with the row's one INSERT, so its full-text index entry is computed once.
+    Returns the ids it refers to, for ``record_threads`` once the row exists: everything goes in
+    with the row's INSERT, so its full-text index entry is computed once.
     """
     key = thread_key(content)
     index = threads.index_message(key)
@@ -183,32 +139,13 @@ def prepare_thread(content: MessageContent, store: AccountThreadStore) -> tuple[
     content.message_id = index.message_id
     content.thread_subject = index.subject
     content.is_reply = index.is_reply
+    store.remember(content, index.references)
     return index.references
 
 
-def record_thread(
-    content: MessageContent, references: tuple[str, ...], store: AccountThreadStore
-) -> None:
-    """Index a stored message for the ones to come, and move its conversation's date on."""
-    if isinstance(store, BatchThreadStore):
-        store.remember(content, references)
-    Reference.objects.bulk_create(
-        Reference(account_id=content.account_id, content=content, message_id=ref)
-        for ref in references
-    )
-    conversation = Conversation.objects.filter(pk=content.conversation_id)
-    subject = content.subject[:998]
-    if content.date is not None:
-        conversation.filter(Q(last_date__isnull=True) | Q(last_date__lt=content.date)).update(
-            last_date=content.date, subject=subject
-        )
-    else:
-        conversation.filter(subject="").update(subject=subject)
-
-
 def record_threads(batch: Sequence[MessageContent], references: dict[str, tuple[str, ...]]) -> None:
-    """``record_thread`` for a whole inserted batch: one INSERT of references, one UPDATE per
-    conversation that got newer mail."""
+    """Index an inserted batch for the messages to come (one INSERT of references) and move
+    its conversations' dates on (one UPDATE per conversation that got newer mail)."""
     Reference.objects.bulk_create(
         Reference(account_id=content.account_id, content=content, message_id=ref)
         for content in batch

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
-from mailboxes import services
+from mailboxes import services, sync
 from mailboxes.models import MailAccount, Security
 from mailcore import connect
 
@@ -90,11 +90,10 @@ class Command(BaseCommand):
 
     def do_test(self, email: str, **options: Any) -> None:
         account = _account(email)
-        data = {field.name: getattr(account, field.name) for field in MailAccount._meta.fields}
         ca_file = settings.MAIL_CA_FILE or None
         for label, server in (
-            ("incoming", services.incoming_settings(data)),
-            ("outgoing", services.outgoing_settings(data)),
+            ("incoming", sync.incoming_settings(vars(account))),
+            ("outgoing", sync.outgoing_settings(vars(account))),
         ):
             result = connect.check_server(server, ca_file=ca_file)
             verdict = "ok" if result.ok else f"{result.problem}: {result.detail}"
