@@ -348,7 +348,7 @@ def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
 def _leave_selected(client: IMAPClient) -> None:
     """Dovecot answers STATUS (and LIST-STATUS) on the selected folder from this session's old
     view of it: leave it, so that what follows on this connection sees what is there."""
-    if client._imap.state != "SELECTED":  # noqa: SLF001 -- imapclient does not say
+    if client._imap.state != "SELECTED":  # imapclient does not tell; imaplib does
         return
     if b"UNSELECT" in client.capabilities():
         client.unselect_folder()
