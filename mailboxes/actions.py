@@ -32,7 +32,7 @@ def set_flag(user: User, message_ids: Iterable[int], field: str, value: bool) ->
     """Set ``seen`` or ``flagged`` on the user's messages; returns how many changed."""
     flag = FLAG_FIELDS[field].decode()
     changed = list(
-        messages_of(user, message_ids).exclude(**{field: value}).select_related("folder")
+        messages_of(user, message_ids).exclude(**{field: value}).select_related("folder__account")
     )
     kind = PendingAction.Kind.ADD_FLAGS if value else PendingAction.Kind.REMOVE_FLAGS
     actions = []

@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
+from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
 from mailboxes import actions, folders, idle, search, services, sync, tasks
@@ -170,7 +171,8 @@ def test_a_uidvalidity_change_resyncs_the_folder_without_duplicates(
 
     report = sync.sync_account(account)
     folder = account.folders.get(name="Projets")
-    assert folder.uidvalidity != old.uidvalidity or report.warnings
+    assert folder.uidvalidity != old.uidvalidity
+    assert "uidvalidity-changed:Projets" in report.warnings
     assert sorted(subjects(folder)) == ["Projet 10", "Projet 11", "Projet 12"]
     assert folder.messages.count() == 3
 
@@ -705,3 +707,19 @@ def test_subject_fallback_works_inside_one_fetch_batch(
     assert by_day["Piscine (1)"] == by_day["RE: Piscine (2)"]
     assert by_day["Hello (3)"] != by_day["Hello (4)"]  # unrelated messages are never grouped
     assert by_day["Hello (3)"] != by_day["Piscine (1)"]
+
+
+def test_marking_many_messages_costs_a_fixed_number_of_queries(
+    account: MailAccount,
+    server: IMAPClient,
+    alice: User,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    for number in range(6):
+        server.append("INBOX", sample(number))
+    sync.sync_account(account)
+    ids = list(inbox(account).messages.values_list("pk", flat=True))
+    # The messages with their folders and accounts, one UPDATE, one INSERT of the actions, and
+    # the savepoint pair of the atomic block (the test runs inside a transaction).
+    with django_assert_num_queries(5):
+        assert actions.set_flag(alice, ids, "seen", True) == 6
