@@ -57,6 +57,8 @@ class Figures:
     """One engine's results; None where it was not measured."""
 
     full_seconds: float | None = None
+    index_seconds: float | None = None  # Courrier: parsing the bodies after the full sync
+    index_peak_mb: float | None = None
     first_screen_seconds: float | None = None
     nochange_ms: list[float] | None = None
     nochange_open_ms: list[float] | None = None
@@ -423,9 +425,12 @@ class Bench:
         worker = Worker(account_id, self.env, self.args.profile)
         self.workers.append(worker)
         result = worker.command("full", probe)
+        indexed = worker.command("index")
         worker.close()
         figures = self.courrier
         figures.full_seconds = result["seconds"]
+        figures.index_seconds = indexed["seconds"]
+        figures.index_peak_mb = indexed["maxrss_kb"] / 1024
         if probe.found_at is not None:
             figures.first_screen_seconds = probe.found_at - result["started"]
         figures.peak_mb = result["maxrss_kb"] / 1024
@@ -437,6 +442,10 @@ class Bench:
             f" stored {stored} copies of {MessageContent.objects.count()} contents in"
             f" {Conversation.objects.count()} conversations, {result['warnings']} parse warnings"
             + (" (profiled: times inflated)" if self.args.profile else "")
+        )
+        say(
+            f"courrier: then {indexed['indexed']} bodies parsed and indexed"
+            f" in {indexed['seconds']:.1f} s"
         )
         if stored != self.args.messages:
             say(f"warning: {stored} messages stored, {self.args.messages} on the server")
@@ -606,6 +615,17 @@ SyncState *
                 True,
             ),
             ("  messages per second", rate_c, rate_m, "", None, False),
+            ("then bodies indexed (s)", courrier.index_seconds, None, "", None, True),
+            (
+                "  full sync + indexing (s)",
+                (courrier.full_seconds or 0) + courrier.index_seconds
+                if courrier.index_seconds is not None
+                else None,
+                mbsync.full_seconds,
+                "",
+                None,
+                True,
+            ),
             (
                 f"newest {SCREENFUL} Inbox stored (s)",
                 courrier.first_screen_seconds,
@@ -648,6 +668,7 @@ SyncState *
             ),
             ("peak memory (MB)", courrier.peak_mb, mbsync.peak_mb, "< 300 MB", 300.0, True),
             ("  of which at start (MB)", courrier.baseline_mb, None, "", None, True),
+            ("  after indexing (MB)", courrier.index_peak_mb, None, "< 300 MB", 300.0, True),
             ("disk used (MB)", courrier.disk_mb, mbsync.disk_mb, "", None, True),
         ]
         engine = "SQLite" if self.args.sqlite else "PostgreSQL"

@@ -8,6 +8,8 @@ one a line:
   Celery task does;
 - ``pass-open``: ``sync_account(account, client)`` on a connection opened once (outside the
   timing) and kept;
+- ``index``: ``indexing.index_account(account)``, the body parsing that follows a sync (the
+  index task);
 - ``quit``.
 
 Each answer is a JSON line: when the pass started (``time.monotonic()``, comparable across
@@ -37,7 +39,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from imapclient import IMAPClient  # noqa: E402
 
-from mailboxes import sync  # noqa: E402
+from mailboxes import indexing, sync  # noqa: E402
 from mailboxes.models import MailAccount  # noqa: E402
 from mailcore import connect  # noqa: E402
 
@@ -98,7 +100,18 @@ def main() -> None:
             client = connect.open_imap(
                 sync.server_settings(account), ca_file=settings.MAIL_CA_FILE or None
             )
-        if command in ("full", "pass"):
+        if command == "index":
+            started = time.monotonic()
+            indexed = indexing.index_account(account)
+            answer(
+                {
+                    "started": started,
+                    "seconds": time.monotonic() - started,
+                    "indexed": indexed.indexed,
+                    "maxrss_kb": peak_rss_kb(),
+                }
+            )
+        elif command in ("full", "pass"):
             answer(run(account, None, args.profile if command == "full" else None))
         elif command == "pass-open":
             answer(run(account, client, None))

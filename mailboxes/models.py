@@ -187,6 +187,9 @@ class MessageContent(models.Model):
     # What search looks through: subject, addresses, attachment names and the body text,
     # indexed for full-text search on PostgreSQL (mailboxes.search).
     search_text = models.TextField(blank=True)
+    # The sync stores a message with its header fields only; mailboxes.indexing parses the body
+    # (text, snippet, attachments, the rest of search_text) afterwards and sets this.
+    indexed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -197,7 +200,12 @@ class MessageContent(models.Model):
         indexes = [
             models.Index(
                 fields=["account", "thread_subject", "date"], name="mailboxes_content_subj"
-            )
+            ),
+            models.Index(
+                fields=["account", "-date"],
+                condition=models.Q(indexed=False),
+                name="mailboxes_content_unindexed",
+            ),
         ]
 
     def __str__(self) -> str:

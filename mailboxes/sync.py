@@ -41,11 +41,14 @@ from mailboxes.search import search_text_for
 from mailboxes.threading import BatchThreadStore, prepare_thread, record_threads
 from mailcore import connect
 from mailcore.imap import fetch_range, list_with_status
-from mailcore.mime import parse_message
+from mailcore.mime import ParsedMessage, parse_headers
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 25  # messages per FETCH and per transaction: bounds memory and lost work
+# Messages per FETCH and per transaction: bounds memory and the work a killed worker loses.
+FIRST_BATCH = 25  # a folder's newest messages: the first screenful shows at once
+BATCH_SIZE = 250
+BATCH_BYTES = 16 * 1024 * 1024  # and no more bytes than this per batch (one message may be more)
 MAX_MESSAGE = 50 * 1024 * 1024  # larger messages are kept as their header only
 LEASE = timedelta(minutes=5)
 
@@ -493,11 +496,6 @@ def _sync_flags(client: IMAPClient, folder: Folder, condstore: bool) -> int:
     return updated
 
 
-def _batches(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(uids), size):
-        yield uids[start : start + size]
-
-
 def _fetch_and_store(
     client: IMAPClient,
     folder: Folder,
@@ -506,32 +504,54 @@ def _fetch_and_store(
     report: SyncReport,
     keeper: LeaseKeeper | None = None,
 ) -> None:
+    """Fetch and store `uids` in the order given, in batches committed one by one.
+
+    The first batch is small, so that the newest messages show at once; later ones are bigger
+    (fewer round trips and statements) but bounded in bytes as well as in messages. Sizes come
+    first: one huge message must not take the worker's memory with it.
+    """
     items = ["FLAGS", "BODY.PEEK[]"] + (["MODSEQ"] if condstore else [])
     header_items = ["FLAGS", "BODY.PEEK[HEADER]"] + (["MODSEQ"] if condstore else [])
-    for batch in _batches(uids, BATCH_SIZE):
-        # Sizes first: one huge message must not take the worker's memory with it.
-        sizes = client.fetch(batch, ["RFC822.SIZE"])
-        small = [uid for uid in batch if sizes.get(uid, {}).get(b"RFC822.SIZE", 0) <= MAX_MESSAGE]
-        large = [uid for uid in batch if uid in sizes and uid not in small]
+    sizes: dict[int, int] = {}
+    position = 0
+    while position < len(uids):
+        ahead = uids[position : position + (FIRST_BATCH if position == 0 else BATCH_SIZE)]
+        unknown = [uid for uid in ahead if uid not in sizes]
+        if unknown:
+            for uid, data in client.fetch(unknown, ["RFC822.SIZE"]).items():
+                sizes[uid] = data.get(b"RFC822.SIZE", 0)
+        batch: list[int] = []
+        total = 0
+        for uid in ahead:
+            weight = min(sizes.get(uid, 0), MAX_MESSAGE)
+            if batch and total + weight > BATCH_BYTES:
+                break
+            batch.append(uid)
+            total += weight
+        position += len(batch)
+        # A UID without a size was expunged meanwhile: nothing to fetch.
+        small = [uid for uid in batch if uid in sizes and sizes[uid] <= MAX_MESSAGE]
+        large = [uid for uid in batch if uid in sizes and sizes[uid] > MAX_MESSAGE]
         fetched = client.fetch(small, items) if small else {}
         if large:
             # Kept as its header alone, marked, so that it still shows in the list.
             for uid, data in client.fetch(large, header_items).items():
-                size = sizes[uid][b"RFC822.SIZE"]
                 header = data.pop(b"BODY[HEADER]", b"") or b""
                 data[b"BODY[]"] = (
                     header
                     + (
-                        f"\r\n[Courrier: message of {size} bytes, over the {MAX_MESSAGE}-byte "
-                        "limit; only its header was downloaded.]\r\n"
+                        f"\r\n[Courrier: message of {sizes[uid]} bytes, over the "
+                        f"{MAX_MESSAGE}-byte limit; only its header was downloaded.]\r\n"
                     ).encode()
                 )
                 fetched[uid] = data
-                report.warnings.append(f"{uid}:too-large:{size}")
+                report.warnings.append(f"{uid}:too-large:{sizes[uid]}")
         with transaction.atomic():
             _store_batch(folder, fetched, report)
             folder.synced_down_to_uid = min(batch)
             folder.save(update_fields=["synced_down_to_uid"])
+        for uid in batch:
+            sizes.pop(uid, None)
         if keeper is not None:
             keeper.tick()
 
@@ -550,12 +570,11 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
     already = set(folder.messages.filter(uid__in=list(bodies)).values_list("uid", flat=True))
     # Rows the user moved here wait for their UID; only look for them when there are any.
     waiting = folder.messages.filter(uid__isnull=True).exists()
-    built: dict[str, MessageContent] = {}
-    for uid in sorted(bodies, reverse=True):
-        sha = shas[uid]
-        if sha not in contents and sha not in built:
-            built[sha] = build_content(account, bodies[uid], sha)
-    contents.update(insert_contents(account, list(built.values())))
+    new = {shas[uid]: bodies[uid] for uid in sorted(bodies, reverse=True)}
+    for sha in contents:
+        new.pop(sha, None)
+    built = [build_content(account, raw, sha) for sha, raw in new.items()]
+    contents.update(insert_contents(account, built))
     copies = []
     for uid in sorted(bodies, reverse=True):
         content = contents[shas[uid]]
@@ -610,49 +629,48 @@ def store_content(account: MailAccount, raw: bytes) -> MessageContent:
 
 
 def build_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
-    """The bytes written to storage, parsed into an unsaved row."""
-    path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
-    if not default_storage.exists(path):
-        # Written before the row: a crash leaves at worst an orphan file that the next
-        # attempt reuses, never a row without its bytes.
-        path = default_storage.save(path, ContentFile(raw))
-    parsed = parse_message(raw)
-    sender = parsed.from_[0] if parsed.from_ else None
-    content = MessageContent(
-        account=account,
-        sha256=sha,
-        raw_path=path,
-        size=len(raw),
-        message_id=parsed.message_id[:995],
-        in_reply_to=parsed.in_reply_to[:995],
-        references=list(parsed.references),
-        subject=parsed.subject[:998],
-        from_name=sender.name[:300] if sender else "",
-        from_email=sender.email[:320] if sender else "",
-        to=[[a.name, a.email] for a in parsed.to],
-        cc=[[a.name, a.email] for a in parsed.cc],
-        reply_to=[[a.name, a.email] for a in parsed.reply_to],
-        date=parsed.date,
-        date_offset_minutes=parsed.date_offset_minutes,
-        has_attachments=parsed.has_attachments,
-        attachments=[
-            {
-                "filename": att.filename,
-                "content_type": att.content_type,
-                "size": att.size,
-                "content_id": att.content_id,
-                "part": att.part_path,
-            }
-            for att in parsed.attachments
-        ],
-        snippet=parsed.snippet[:300],
-        body_text=parsed.text,
-        list_id=parsed.list_id[:300],
-        auth_headers=parsed.auth_headers,
-        parse_warnings=list(parsed.warnings),
-    )
-    content.search_text = search_text_for(content)
+    """The bytes written to storage and their header fields, in an unsaved row.
+
+    Only the header is parsed here: that is what the message list and threading need, at a
+    tenth of a full parse. The body (text, snippet, attachments, the rest of the search text)
+    is parsed afterwards by mailboxes.indexing, off the sync's path.
+    """
+    path = write_raw(account, raw, sha)
+    content = MessageContent(account=account, sha256=sha, raw_path=path, size=len(raw))
+    apply_headers(content, parse_headers(raw))
     return content
+
+
+def write_raw(account: MailAccount, raw: bytes, sha: str) -> str:
+    """Store the bytes once per account and hash; returns their storage path.
+
+    Called before the row is inserted: a crash leaves at worst an orphan file that the next
+    attempt reuses, never a row without its bytes.
+    """
+    path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
+    if default_storage.exists(path):
+        return path
+    return default_storage.save(path, ContentFile(raw))
+
+
+def apply_headers(content: MessageContent, parsed: ParsedMessage) -> None:
+    """Set the row's header fields (and their warnings) from a parse of its bytes."""
+    sender = parsed.from_[0] if parsed.from_ else None
+    content.message_id = parsed.message_id[:995]
+    content.in_reply_to = parsed.in_reply_to[:995]
+    content.references = list(parsed.references)
+    content.subject = parsed.subject[:998]
+    content.from_name = sender.name[:300] if sender else ""
+    content.from_email = sender.email[:320] if sender else ""
+    content.to = [[a.name, a.email] for a in parsed.to]
+    content.cc = [[a.name, a.email] for a in parsed.cc]
+    content.reply_to = [[a.name, a.email] for a in parsed.reply_to]
+    content.date = parsed.date
+    content.date_offset_minutes = parsed.date_offset_minutes
+    content.list_id = parsed.list_id[:300]
+    content.auth_headers = parsed.auth_headers
+    content.parse_warnings = list(parsed.warnings)
+    content.search_text = search_text_for(content)
 
 
 def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[str, MessageContent]:
@@ -665,6 +683,7 @@ def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[s
         return {}
     store = BatchThreadStore(account, batch)
     references = {content.sha256: prepare_thread(content, store) for content in batch}
+    store.create_threads()
     try:
         with transaction.atomic():
             MessageContent.objects.bulk_create(batch)

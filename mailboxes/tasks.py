@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.app.task import Task
+from django.db import transaction
 
-from mailboxes import services
+from mailboxes import indexing, services
 from mailboxes.models import MailAccount
 from mailcore import connect
 
@@ -20,6 +21,18 @@ def sync_account(self: Task, account_id: int) -> None:
         raise self.retry(
             exc=failure, countdown=RETRY_BASE_SECONDS * 2**self.request.retries
         ) from failure
+    # Also after a pass that stored nothing: an index run killed earlier left rows behind.
+    account = MailAccount.objects.filter(pk=account_id).first()
+    if account is not None and indexing.pending(account):
+        transaction.on_commit(lambda: index_account.delay(account_id))
+
+
+@shared_task(name="mailboxes.index_account")
+def index_account(account_id: int) -> None:
+    """Parse the bodies of what the sync stored (mailboxes.indexing)."""
+    account = MailAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        indexing.index_account(account)
 
 
 @shared_task(name="mailboxes.sync_all_accounts")

@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from imapclient import IMAPClient
 
 from accounts.models import User
+from mailboxes.models import MailAccount
+
+if TYPE_CHECKING:
+    from tests.mailstack import MailStack
 
 pytest_plugins = ["tests.mailstack"]
 
@@ -95,3 +104,44 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
         monkeypatch.setattr(time, "time", lambda: real_time() + offset)
 
     return advance
+
+
+# Carol's IMAP mailbox on the test mail stack, as the sync tests use it -----------------------
+
+CAROL = "carol@ecole.test"
+
+
+def sample(number: int, subject: str = "Message", **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Dave <dave@ecole.test>"
+    message["To"] = CAROL
+    message["Subject"] = f"{subject} {number}"
+    message["Message-ID"] = make_msgid(domain="ecole.test")
+    message["Date"] = format_datetime(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=number))
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(f"Body of message {number}. {uuid.uuid4()}\n")
+    return message.as_bytes()
+
+
+@pytest.fixture
+def server(mailstack: MailStack) -> Iterator[IMAPClient]:
+    """Carol's mailbox, emptied, seen from another client (a phone, say)."""
+    mailstack.clear_mailbox(CAROL)
+    with mailstack.imap(CAROL) as client:
+        yield client
+
+
+@pytest.fixture
+def account(alice: User, mailstack: MailStack) -> Iterator[MailAccount]:
+    with override_settings(MAIL_CA_FILE=str(mailstack.ca_file)):
+        yield MailAccount.objects.create(
+            user=alice,
+            email=CAROL,
+            incoming_host="127.0.0.1",
+            incoming_port=mailstack.imaps_port,
+            username=CAROL,
+            password=mailstack.users[CAROL],
+            smtp_host="127.0.0.1",
+            smtp_port=mailstack.submissions_port,
+        )

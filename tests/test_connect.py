@@ -215,6 +215,22 @@ def test_open_imap_returns_a_logged_in_client(mailstack: MailStack, resolver: Re
         assert client.folder_exists("INBOX")
 
 
+def test_imaplib_formats_no_debug_lines_unless_they_are_logged(
+    mailstack: MailStack, resolver: Resolver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """IMAPClient turns imaplib's debug output on, and imaplib then formats whole message
+    bodies for a logger that drops them (half the CPU of a FETCH)."""
+    settings = alice_settings(mailstack, Protocol.IMAP, mailstack.imaps_port, Security.TLS)
+    with open_imap(settings, ca_file=str(mailstack.ca_file), resolver=resolver) as client:
+        assert client._imap.debug == 0
+    with (
+        caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"),
+        open_imap(settings, ca_file=str(mailstack.ca_file), resolver=resolver) as client,
+    ):
+        client.noop()
+    assert any("NOOP" in record.getMessage() for record in caplog.records)
+
+
 def test_settings_accept_the_stored_strings_and_hide_the_password() -> None:
     # Strings, as a model's CharFields hold them; the annotations ask for the enums on purpose.
     settings = ServerSettings(

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from mailcore import samples
 from mailcore.mime import (
     MAX_ADDRESSES,
     MAX_DEPTH,
     MAX_FILENAME_CHARS,
+    MAX_HEADER_BLOCK,
     MAX_ID_CHARS,
     MAX_NAME_CHARS,
     MAX_PARTS,
@@ -27,6 +29,7 @@ from mailcore.mime import (
     decode_header_value,
     html_to_text,
     parse_addresses,
+    parse_headers,
     parse_message,
 )
 
@@ -102,6 +105,55 @@ def test_every_corpus_message_parses_to_clean_bounded_text(path: Path) -> None:
     assert not [w for w in parsed.warnings if w.startswith("internal-error")]
     assert parsed.date is None or parsed.date.tzinfo is UTC
     assert_bounded(parsed)
+
+
+HEADER_FIELDS = (
+    "message_id",
+    "in_reply_to",
+    "references",
+    "subject",
+    "from_",
+    "sender",
+    "reply_to",
+    "to",
+    "cc",
+    "bcc",
+    "date",
+    "date_offset_minutes",
+    "auth_headers",
+    "list_id",
+)
+
+
+def _generated() -> list[bytes]:
+    return [m.data.replace(b"\n", b"\r\n") for m in samples.generate_messages(60, seed=3)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [p.read_bytes() for p in CORPUS_FILES] + _generated(),
+    ids=[p.name for p in CORPUS_FILES] + [f"generated-{n}" for n in range(60)],
+)
+def test_the_header_parse_gives_the_header_fields_of_the_full_parse(raw: bytes) -> None:
+    """The sync stores parse_headers' fields and the indexer never rewrites them: they must be
+    what parse_message would have said, warnings of the header included."""
+    full = parse_message(raw)
+    headers = parse_headers(raw)
+
+    for name in HEADER_FIELDS:
+        assert getattr(headers, name) == getattr(full, name), name
+    assert set(headers.warnings) <= set(full.warnings)
+    assert (headers.text, headers.snippet, headers.attachments) == ("", "", [])
+
+
+def test_a_header_block_over_the_bound_is_cut_and_what_precedes_is_read() -> None:
+    header = b"Subject: " + b"x" * 100 + b"\r\n"
+    raw = b"From: a@example.org\r\n" + header * (MAX_HEADER_BLOCK // len(header) + 10)
+
+    parsed = parse_headers(raw + b"\r\nbody")
+
+    assert parsed.from_ == [Address("", "a@example.org")]
+    assert parsed.size == len(raw) + 6
 
 
 # ---------------------------------------------------------------------------------------------

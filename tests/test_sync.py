@@ -3,66 +3,28 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery.exceptions import Retry
 from django.db import connection
-from django.test import override_settings
 from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
-from mailboxes import actions, folders, idle, search, services, sync, tasks
+from mailboxes import actions, folders, idle, indexing, search, services, sync, tasks
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore import connect
+from tests.conftest import CAROL, sample
 from tests.mailstack import MailStack
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
-CAROL = "carol@ecole.test"
-
-
-def sample(number: int, subject: str = "Message", **headers: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Dave <dave@ecole.test>"
-    message["To"] = CAROL
-    message["Subject"] = f"{subject} {number}"
-    message["Message-ID"] = make_msgid(domain="ecole.test")
-    message["Date"] = format_datetime(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=number))
-    for name, value in headers.items():
-        message[name.replace("_", "-")] = value
-    message.set_content(f"Body of message {number}. {uuid.uuid4()}\n")
-    return message.as_bytes()
-
-
-@pytest.fixture
-def server(mailstack: MailStack) -> Iterator[IMAPClient]:
-    """Carol's mailbox, emptied, seen from another client (a phone, say)."""
-    mailstack.clear_mailbox(CAROL)
-    with mailstack.imap(CAROL) as client:
-        yield client
-
-
-@pytest.fixture
-def account(alice: User, mailstack: MailStack) -> Iterator[MailAccount]:
-    with override_settings(MAIL_CA_FILE=str(mailstack.ca_file)):
-        yield MailAccount.objects.create(
-            user=alice,
-            email=CAROL,
-            incoming_host="127.0.0.1",
-            incoming_port=mailstack.imaps_port,
-            username=CAROL,
-            password=mailstack.users[CAROL],
-            smtp_host="127.0.0.1",
-            smtp_port=mailstack.submissions_port,
-        )
 
 
 def inbox(account: MailAccount) -> Folder:
@@ -195,32 +157,60 @@ def test_folders_deleted_on_the_server_go_and_new_ones_come(
 def test_an_interrupted_first_sync_resumes_without_loss_or_duplicates(
     account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    total = sync.BATCH_SIZE * 3 + 5
+    monkeypatch.setattr(sync, "FIRST_BATCH", 5)
+    monkeypatch.setattr(sync, "BATCH_SIZE", 10)
+    total = 5 + 10 * 2 + 3
     for number in range(total):
         server.append("INBOX", sample(number))
 
-    original_batches = sync._batches
+    original_store = sync._store_batch
+    stored_batches = []
 
-    def one_batch_then_die(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-        for index, batch in enumerate(original_batches(uids, size)):
-            if index == 1:
-                raise RuntimeError("worker killed")
-            yield batch
+    def one_batch_then_die(folder: Folder, fetched: dict[int, Any], report: Any) -> None:
+        if stored_batches:
+            raise RuntimeError("worker killed")
+        original_store(folder, fetched, report)
+        stored_batches.append(sorted(fetched))
 
-    monkeypatch.setattr(sync, "_batches", one_batch_then_die)
+    monkeypatch.setattr(sync, "_store_batch", one_batch_then_die)
     with pytest.raises(RuntimeError):
         sync.sync_account(account)
     # The newest messages came first and are stored; the lease of the dead worker runs out.
-    assert inbox(account).messages.count() == sync.BATCH_SIZE
+    assert inbox(account).messages.count() == 5
     assert subjects(inbox(account))[0] == f"Message {total - 1}"
     MailAccount.objects.filter(pk=account.pk).update(
         sync_lease_until=datetime(2000, 1, 1, tzinfo=UTC), sync_lease_token="dead"
     )
 
-    monkeypatch.setattr(sync, "_batches", original_batches)
+    monkeypatch.setattr(sync, "_store_batch", original_store)
     sync.sync_account(account)
     assert inbox(account).messages.count() == total
     assert len(set(inbox(account).messages.values_list("uid", flat=True))) == total
+
+
+def test_later_batches_are_bounded_in_bytes_as_well_as_in_messages(
+    account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync, "FIRST_BATCH", 2)
+    monkeypatch.setattr(sync, "BATCH_BYTES", 1000)
+    for number in range(8):
+        server.append("INBOX", sample(number))  # about 330 bytes each
+    server.append("INBOX", sample(8, Filler="x" * 5000))  # alone over the byte bound
+    batches: list[list[int]] = []  # the sizes of each batch's messages
+    original_store = sync._store_batch
+
+    def counted(folder: Folder, fetched: dict[int, Any], report: Any) -> None:
+        batches.append([len(data[b"BODY[]"]) for data in fetched.values()])
+        original_store(folder, fetched, report)
+
+    monkeypatch.setattr(sync, "_store_batch", counted)
+    sync.sync_account(account)
+
+    assert inbox(account).messages.count() == 9
+    assert [len(sizes) for sizes in batches[:1]] == [1]  # the big newest one, alone
+    assert batches[0][0] > 1000
+    assert len(batches) >= 3  # the eight others did not fit in one batch
+    assert all(sum(sizes) <= 1000 for sizes in batches[1:])
 
 
 def test_two_syncs_of_one_account_never_overlap(account: MailAccount) -> None:
@@ -402,6 +392,7 @@ def test_search_finds_words_in_subjects_bodies_addresses_and_attachment_names(
     server.append("INBOX", budget.as_bytes())
     server.append("INBOX", sample(1, "Lunch"))
     sync.sync_account(account)
+    indexing.index_account(account)  # bodies and attachment names
 
     def found(query: str) -> list[str]:
         return [m.content.subject for m in search.search_messages(alice, query)]
@@ -625,6 +616,7 @@ def test_a_message_over_the_size_limit_is_kept_as_its_header(
     report = sync.sync_account(account)
     assert report.fetched == 2
     assert any(":too-large:" in warning for warning in report.warnings)
+    indexing.index_account(account)
     kept = MessageContent.objects.get(account=account, subject="Photos de la kermesse")
     assert kept.size < 20_000
     assert "only its header was downloaded" in kept.body_text
@@ -699,6 +691,7 @@ def test_subject_fallback_works_inside_one_fetch_batch(
     server.append("INBOX", titled("Hello", 3))
     server.append("INBOX", titled("Hello", 4))
     sync.sync_account(account)  # four messages: one batch
+    indexing.index_account(account)  # for body_text, which names each message here
 
     by_day = {
         content.body_text.strip(): content.conversation_id

@@ -62,7 +62,7 @@ def test_a_killed_sync_resumes_without_loss_or_duplicates(
         # Kill it once it has committed a batch or two, in the middle of its work.
         while time.monotonic() < deadline and worker.poll() is None:
             stored = Message.objects.filter(folder__account=account).count()
-            if stored >= sync.BATCH_SIZE:
+            if stored >= sync.FIRST_BATCH:
                 break
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)

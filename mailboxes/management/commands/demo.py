@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from imapclient import IMAPClient
 
 from accounts.models import User
-from mailboxes import services
+from mailboxes import indexing, services
 from mailboxes.models import MailAccount
 from mailcore import connect
 from mailcore.samples import generate_messages
@@ -60,6 +60,7 @@ class Command(BaseCommand):
             for address, password in DEMO_USERS.items():
                 account = self._demo_account(address, password, host, imaps, submissions)
                 report = services.sync_one(account)
+                indexing.index_account(account)
                 self.stdout.write(f"{address}: {report.fetched} messages synced")
         self.stdout.write(
             f"Demo ready at {url}: sign in as demo@courrier.test (or demo2@courrier.test to "

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mailboxes import services, sync
+from mailboxes import indexing, services, sync
 from mailboxes.models import MailAccount
 from mailcore import connect
 
@@ -43,5 +43,7 @@ class Command(BaseCommand):
             )
             for warning in report.warnings[:20]:
                 self.stdout.write(f"  warning: {warning}")
+            indexed = indexing.index_account(mail_account)
+            self.stdout.write(f"  {indexed.indexed} message bodies parsed and indexed")
         if failed:
             raise CommandError(f"{failed} account(s) failed.")
