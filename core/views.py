@@ -4,35 +4,19 @@ import math
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from core import services
 from core.ratelimits import page_wait
-from mailboxes.models import Folder, MailAccount, Message
-
-HOME_MESSAGES = 50
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The inboxes of all the user's accounts, newest first (the full webmail is issue #5)."""
-    folders = list(
-        Folder.objects.filter(account__user=request.user)
-        .select_related("account")
-        .order_by("account__email", "name")
-    )
-    inbox_ids = [folder.pk for folder in folders if folder.role == Folder.Role.INBOX]
-    newest = (
-        Message.objects.filter(folder_id__in=inbox_ids)
-        .select_related("content", "folder__account")
-        .order_by("-date", "-id")[:HOME_MESSAGES]
-    )
-    accounts = MailAccount.objects.filter(user=request.user).exists() if not folders else True
-    context = {"folders": folders, "inbox_messages": list(newest), "has_accounts": accounts}
-    return render(request, "core/home.html", context)
+    """The webmail's front door: all inboxes."""
+    return redirect("mail-inbox")
 
 
 @require_GET

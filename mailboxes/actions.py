@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.models import User
+from mailboxes import live
 from mailboxes.models import Folder, MailAccount, Message, PendingAction
 
 FLAG_FIELDS = {"seen": b"\\Seen", "flagged": b"\\Flagged"}
@@ -19,10 +20,12 @@ def messages_of(user: User, message_ids: Iterable[int]) -> QuerySet[Message]:
     return Message.objects.filter(pk__in=list(message_ids), folder__account__user=user)
 
 
-def _schedule_push(account_ids: set[int]) -> None:
+def _schedule_push(user: User, account_ids: set[int]) -> None:
     """A sync pushes pending actions before anything else; start one once this commits."""
     from mailboxes.tasks import sync_account
 
+    if account_ids:
+        live.bump(user.pk)
     for account_id in account_ids:
         transaction.on_commit(lambda account_id=account_id: sync_account.delay(account_id))
 
@@ -51,7 +54,9 @@ def set_flag(user: User, message_ids: Iterable[int], field: str, value: bool) ->
             )
     Message.objects.bulk_update(changed, [field])
     PendingAction.objects.bulk_create(actions)
-    _schedule_push({action.account_id for action in actions})
+    _schedule_push(user, {action.account_id for action in actions})
+    if changed and not actions:
+        live.bump(user.pk)  # POP3 mail: local flags only
     return len(changed)
 
 
@@ -64,7 +69,15 @@ def move_messages(user: User, message_ids: Iterable[int], target: Folder) -> int
         .exclude(folder=target)
         .select_related("folder")
     )
-    actions = []
+    # Moved already, and the server not told yet: that move now goes to the new target (or,
+    # back where it came from, is forgotten, and the row gets its old UID back).
+    waiting = {
+        action.message_id: action
+        for action in PendingAction.objects.filter(
+            kind=PendingAction.Kind.MOVE, message__in=[m for m in moving if m.uid is None]
+        )
+    }
+    actions, retargeted, cancelled = [], [], []
     for message in moving:
         if message.uid is not None:
             actions.append(
@@ -75,17 +88,28 @@ def move_messages(user: User, message_ids: Iterable[int], target: Folder) -> int
                     uidvalidity=message.uidvalidity,
                     uid=message.uid,
                     target=target,
+                    message=message,
                 )
             )
+        elif (pending := waiting.get(message.pk)) is not None:
+            if pending.folder_id == target.pk:
+                cancelled.append(pending.pk)
+                message.folder = target
+                message.uid, message.uidvalidity = pending.uid, pending.uidvalidity
+                continue
+            pending.target = target
+            retargeted.append(pending)
         # Shown in the target at once; its server UID is learnt at the next sync, which adopts
         # this row rather than adding a second one.
         message.folder = target
         message.uid = None
         message.uidvalidity = None
+    PendingAction.objects.filter(pk__in=cancelled).delete()
+    PendingAction.objects.bulk_update(retargeted, ["target"])
     Message.objects.bulk_update(moving, ["folder", "uid", "uidvalidity"])
     PendingAction.objects.bulk_create(actions)
     if moving:
-        _schedule_push({target.account_id})
+        _schedule_push(user, {target.account_id})
     return len(moving)
 
 
@@ -98,3 +122,35 @@ def delete_messages(user: User, message_ids: Iterable[int]) -> int:
         if trash is not None:
             moved += move_messages(user, message_ids, trash)
     return moved
+
+
+@transaction.atomic
+def expunge_messages(user: User, message_ids: Iterable[int]) -> int:
+    """Delete the user's messages for good, here and on the server (emptying the Trash).
+
+    A copy whose move has not reached the server yet is expunged where the server has it; one
+    moved there whose new UID the sync has not learnt yet is dropped here only, and the next
+    sync shows it again.
+    """
+    doomed = list(messages_of(user, message_ids).select_related("folder__account"))
+    # Moved here but not there yet: the server is told to expunge it where it still is.
+    PendingAction.objects.filter(
+        kind=PendingAction.Kind.MOVE, message__in=[m for m in doomed if m.uid is None]
+    ).update(kind=PendingAction.Kind.EXPUNGE, target=None)
+    actions = [
+        PendingAction(
+            account_id=message.folder.account_id,
+            kind=PendingAction.Kind.EXPUNGE,
+            folder=message.folder,
+            uidvalidity=message.uidvalidity,
+            uid=message.uid,
+        )
+        for message in doomed
+        if message.uid is not None and message.folder.account.protocol == MailAccount.Protocol.IMAP
+    ]
+    Message.objects.filter(pk__in=[m.pk for m in doomed]).delete()
+    PendingAction.objects.bulk_create(actions)
+    _schedule_push(user, {action.account_id for action in actions})
+    if doomed:
+        live.bump(user.pk)
+    return len(doomed)

@@ -264,7 +264,11 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["folder", "-date", "-id"], name="mailboxes_msg_folder_date")
+            models.Index(fields=["folder", "-date", "-id"], name="mailboxes_msg_folder_date"),
+            # Unread counts per folder, computed here so that they follow local actions at once.
+            models.Index(
+                fields=["folder"], condition=models.Q(seen=False), name="mailboxes_msg_unread"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -282,6 +286,7 @@ class PendingAction(models.Model):
         ADD_FLAGS = "add_flags"
         REMOVE_FLAGS = "remove_flags"
         MOVE = "move"
+        EXPUNGE = "expunge"  # delete for good (emptying the Trash)
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -292,6 +297,11 @@ class PendingAction(models.Model):
     flags = models.JSONField(default=list)
     target = models.ForeignKey(
         Folder, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The row a move concerns: deleting it for good before the move reached the server turns
+    # the move into an expunge at its source.
+    message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -261,7 +261,11 @@ def store_copy(
         try:
             with transaction.atomic():
                 Message.objects.create(
-                    folder=inbox, content=content, pop3_uidl=uidl, seen=False, date=content.date
+                    folder=inbox,
+                    content=content,
+                    pop3_uidl=uidl,
+                    seen=False,
+                    date=content.date or timezone.now(),
                 )
         except IntegrityError:
             return  # a concurrent writer stored the same copy

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from mailboxes import pop3, sync
+from mailboxes import live, pop3, sync
 from mailboxes.models import MailAccount
 from mailboxes.sync import incoming_settings, outgoing_settings
 from mailcore import autoconfig, connect
@@ -118,6 +118,8 @@ def run_sync(account_id: int) -> sync.SyncReport | None:
     MailAccount.objects.filter(pk=account.pk).update(
         last_success_at=timezone.now(), last_error="", last_error_at=None
     )
+    if report.fetched or report.flag_updates or report.removed:
+        live.bump(account.user_id)
     return report
 
 

@@ -321,7 +321,13 @@ def push_pending_actions(client: IMAPClient, account: MailAccount) -> int:
         if not uids:
             continue
         try:
-            if kind == PendingAction.Kind.ADD_FLAGS:
+            if kind == PendingAction.Kind.EXPUNGE:
+                client.add_flags(uids, [b"\\Deleted"])
+                if b"UIDPLUS" in client.capabilities():
+                    client.uid_expunge(uids)
+                else:
+                    client.expunge()
+            elif kind == PendingAction.Kind.ADD_FLAGS:
                 client.add_flags(uids, [flag.encode() for flag in flags])
             elif kind == PendingAction.Kind.REMOVE_FLAGS:
                 client.remove_flags(uids, [flag.encode() for flag in flags])
@@ -591,7 +597,8 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
                 uidvalidity=folder.uidvalidity,
                 uid=uid,
                 content=content,
-                date=content.date,
+                # Undated mail sorts as arriving now, never first or last for ever.
+                date=content.date or timezone.now(),
                 modseq=modseq[0] if modseq else None,
                 **fields,
             )

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.app.task import Task
 from django.db import transaction
 
-from mailboxes import indexing, services
+from mailboxes import indexing, live, services
 from mailboxes.models import MailAccount
 from mailcore import connect
 
@@ -31,8 +31,8 @@ def sync_account(self: Task, account_id: int) -> None:
 def index_account(account_id: int) -> None:
     """Parse the bodies of what the sync stored (mailboxes.indexing)."""
     account = MailAccount.objects.filter(pk=account_id).first()
-    if account is not None:
-        indexing.index_account(account)
+    if account is not None and indexing.index_account(account).indexed:
+        live.bump(account.user_id)  # snippets and attachment marks to show
 
 
 @shared_task(name="mailboxes.sync_all_accounts")

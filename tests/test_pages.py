@@ -11,7 +11,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
-from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from tests.conftest import add_authenticator, sign_in, totp_code
 
 pytestmark = pytest.mark.django_db
@@ -43,10 +42,11 @@ def test_every_page_sends_a_csp_without_inline_script_or_eval(client: Client) ->
 def test_a_signed_in_user_sees_the_mailbox_shell(
     alice_client: Client, alice: User, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    alice_client.get("/")  # the first visit records the session for the Security page
-    # Then: session, user, folders, and whether any account exists (to say what to do).
-    with django_assert_num_queries(4):
-        response = alice_client.get("/")
+    assert alice_client.get("/").url == "/mail/inbox/"
+    alice_client.get("/mail/inbox/")  # the first visit records the session for the Security page
+    # Then: session, user, preferences, the page of messages, folders and unread counts.
+    with django_assert_num_queries(6):
+        response = alice_client.get("/mail/inbox/")
     assert response.status_code == 200
     assert alice.email.encode() in response.content
     assert b'<nav class="sidebar"' in response.content
@@ -57,13 +57,15 @@ def test_staff_see_the_way_to_administration(client: Client, admin_user: User) -
     device = add_authenticator(admin_user)
     sign_in(client, admin_user.email)
     client.post("/accounts/security/verify/", {"code": totp_code(device)})
-    assert b'href="/admin/"' in client.get("/").content
+    assert b'href="/admin/"' in client.get("/mail/inbox/").content
 
 
 def test_the_browser_language_picks_french(alice_client: Client) -> None:
-    response = alice_client.get("/", headers={"accept-language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    response = alice_client.get(
+        "/mail/inbox/", headers={"accept-language": "fr-FR,fr;q=0.9,en;q=0.5"}
+    )
     assert '<html lang="fr">' in response.text
-    assert "Boîte de réception" in response.text
+    assert "Toutes les boîtes de réception" in response.text
     assert "Se déconnecter" in response.text
 
 
@@ -105,34 +107,3 @@ def test_the_second_factor_pages_speak_french(client: Client, alice: User) -> No
     security = client.get("/accounts/security/")
     assert "Où vous êtes connecté" in security.text
     assert "Activité de sécurité récente" in security.text
-
-
-def test_the_home_page_lists_the_newest_inbox_mail_of_the_users_accounts(
-    alice_client: Client,
-    alice: User,
-    bob: User,
-    django_assert_num_queries: DjangoAssertNumQueries,
-) -> None:
-    def account_with_mail(user: User, email: str, subjects: list[str]) -> None:
-        account = MailAccount.objects.create(
-            user=user, email=email, incoming_host="h", username="u", password="p", smtp_host="h"
-        )
-        inbox = Folder.objects.create(account=account, name="INBOX", role="inbox", unread_count=1)
-        for number, subject in enumerate(subjects):
-            content = MessageContent.objects.create(
-                account=account, sha256=f"{email}{number}", raw_path="x", size=1,
-                subject=subject, from_email="dave@ecole.test",
-            )  # fmt: skip
-            Message.objects.create(folder=inbox, content=content, uid=number + 1)
-
-    account_with_mail(alice, "alice@courrier.test", ["Bonjour", "Réunion"])
-    account_with_mail(alice, "alice@ecole.test", ["Cantine"])
-    account_with_mail(bob, "bob@courrier.test", ["Secret de Bob"])
-    alice_client.get("/")
-    with django_assert_num_queries(4):  # session, user, folders, messages
-        page = alice_client.get("/").text
-    for subject in ("Bonjour", "Réunion", "Cantine"):
-        assert subject in page
-    assert "Secret de Bob" not in page
-    assert 'class="messages"' not in page  # the list is not mistaken for flash messages
-    assert "alice@ecole.test" in page

@@ -25,5 +25,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("mail/", include("mailboxes.urls")),
+    path("mail/", include("mail.urls")),
     path("", include("core.urls")),
 ]
