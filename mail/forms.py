@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mail.listing import Cursor
 from mail.models import TIME_ZONES, Preferences
 from mail.services import Action
+from mailboxes.actions import valid_keyword
 
 
 class ListForm(forms.Form):
@@ -39,6 +43,20 @@ class ActionForm(forms.Form):
     conversation = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
     message = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
     target = forms.IntegerField(required=False, min_value=1)
+    label = forms.CharField(required=False, max_length=64, strip=True)
+    snooze = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", ""),
+            ("later", _("Later today")),
+            ("tomorrow", _("Tomorrow")),
+            ("next_week", _("Next week")),
+            ("custom", _("Pick a date and time")),
+        ],
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
     next = forms.CharField(required=False, max_length=2000)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -51,11 +69,40 @@ class ActionForm(forms.Form):
         cleaned = super().clean() or {}
         if not cleaned.get("conversation") and not cleaned.get("message"):
             raise forms.ValidationError(_("Select at least one conversation."))
-        if cleaned.get("action") == Action.MOVE and not cleaned.get("target"):
+        action = cleaned.get("action")
+        if action == Action.MOVE and not cleaned.get("target"):
             raise forms.ValidationError(_("Choose the folder to move to."))
+        if action in (Action.LABEL, Action.UNLABEL) and not valid_keyword(
+            cleaned.get("label") or ""
+        ):
+            raise forms.ValidationError(
+                _(
+                    "A label is one word of at most 64 letters (without accents), digits "
+                    "and - _ . / + &."
+                )
+            )
+        if action == Action.SNOOZE:
+            cleaned["until"] = snooze_until(cleaned.get("snooze") or "", cleaned.get("until"))
+            if cleaned["until"] is None or cleaned["until"] <= timezone.now():
+                raise forms.ValidationError(_("Choose when the conversation comes back."))
         if len(cleaned.get("conversation") or []) + len(cleaned.get("message") or []) > 1000:
             raise forms.ValidationError(_("Select at most 1,000 conversations at a time."))
         return cleaned
+
+
+def snooze_until(choice: str, custom: datetime | None) -> datetime | None:
+    """When a snooze ends, in the current (the user's) time zone: 8:00 for days to come."""
+    now = timezone.localtime()
+    morning = now.replace(hour=8, minute=0, second=0, microsecond=0)
+    if choice == "later":
+        return now + timedelta(hours=3)
+    if choice == "tomorrow":
+        return morning + timedelta(days=1)
+    if choice == "next_week":
+        return morning + timedelta(days=7 - now.weekday())  # Monday
+    if choice == "custom":
+        return custom
+    return None
 
 
 def _is_id(value: object) -> bool:

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from mail.models import Snooze
 from mailboxes import search
-from mailboxes.models import Conversation, Folder, MailAccount, Message
+from mailboxes.models import Conversation, Folder, Keyword, MailAccount, Message
 from mailcore import query as mailquery
 
 HIDDEN = (Folder.Role.TRASH, Folder.Role.JUNK)
@@ -43,7 +45,7 @@ MAX_SENDERS = 3
 
 @dataclass(frozen=True)
 class View:
-    kind: Literal["inbox", "starred", "folder", "search"]
+    kind: Literal["inbox", "starred", "snoozed", "folder", "search"]
     folder: Folder | None = None
     query: str = ""
     tree: mailquery.Node | None = None
@@ -54,6 +56,8 @@ class View:
             return str(_("All inboxes"))
         if self.kind == "starred":
             return str(_("Starred"))
+        if self.kind == "snoozed":
+            return str(_("Snoozed"))
         if self.kind == "search":
             return str(_("Search results"))
         assert self.folder is not None
@@ -96,8 +100,8 @@ def search_view(query: str) -> View:
 def view_from_key(user: User, key: str, query: str = "") -> View:
     if key == "inbox":
         return View("inbox")
-    if key == "starred":
-        return View("starred")
+    if key in ("starred", "snoozed"):
+        return View(key)  # type: ignore[arg-type]
     if key == "search":
         return search_view(query)
     if key.startswith("folder:") and key[7:].isdigit():
@@ -108,8 +112,13 @@ def view_from_key(user: User, key: str, query: str = "") -> View:
 def scope(user: User, view: View) -> QuerySet[Message]:
     """The user's messages a view lists."""
     messages = Message.objects.filter(folder__account__user=user)
+    snoozed = Snooze.objects.filter(
+        user=user, conversation_id=OuterRef("content__conversation_id"), until__gt=timezone.now()
+    )
     if view.kind == "inbox":
-        return messages.filter(folder__role=Folder.Role.INBOX)
+        return messages.filter(folder__role=Folder.Role.INBOX).exclude(Exists(snoozed))
+    if view.kind == "snoozed":
+        return messages.filter(folder__role=Folder.Role.INBOX).filter(Exists(snoozed))
     if view.kind == "starred":
         return messages.filter(flagged=True).exclude(folder__role__in=HIDDEN)
     if view.kind == "folder":
@@ -158,6 +167,7 @@ class Row:
     flagged: bool = False
     has_attachments: bool = False
     senders: list[tuple[str, bool]] = field(default_factory=list)  # (name, unread)
+    labels: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -237,6 +247,7 @@ def _rows(user: User, view: View, picked: list[int], conversations: bool) -> lis
             row.flagged = row.message.flagged
             row.has_attachments = row.message.content.has_attachments
             row.senders = [(_sender(row.message.content), row.unread)]
+            row.labels = labels_of(row.message.keywords)
         return rows
     wanted = {row.conversation_id for row in rows if row.conversation_id}
     members = Message.objects.filter(
@@ -253,6 +264,7 @@ def _rows(user: User, view: View, picked: list[int], conversations: bool) -> lis
         "content__has_attachments",
         "content__from_name",
         "content__from_email",
+        "keywords",
     ):
         details[item[0]].append(item)
     for row in rows:
@@ -262,6 +274,7 @@ def _rows(user: User, view: View, picked: list[int], conversations: bool) -> lis
             row.flagged = row.message.flagged
             row.has_attachments = row.message.content.has_attachments
             row.senders = [(_sender(row.message.content), row.unread)]
+            row.labels = labels_of(row.message.keywords)
             continue
         contents = {item[1] for item in items}  # a copy in two folders counts once
         row.count = len(contents)
@@ -269,12 +282,18 @@ def _rows(user: User, view: View, picked: list[int], conversations: bool) -> lis
         row.flagged = any(item[3] for item in items)
         row.has_attachments = any(item[4] for item in items)
         names: dict[str, bool] = {}
-        for _c, _content, seen, _f, _a, name, email in items:
+        row.labels = labels_of([k for item in items for k in item[7]])
+        for _c, _content, seen, _f, _a, name, email, _k in items:
             label = (name or email or "?").split(" ")[0] if len(contents) > 1 else (name or email)
             names[label] = names.get(label, False) or not seen
         ordered = list(names.items())
         row.senders = ordered[:1] + ordered[1:][-(MAX_SENDERS - 1) :]
     return rows
+
+
+def labels_of(keywords: list[str]) -> list[str]:
+    """The user's labels among IMAP keywords: "$Forwarded" and the like are the client's."""
+    return sorted({k for k in keywords if k and not k.startswith(("$", "\\"))}, key=str.casefold)
 
 
 def _sender(content: object) -> str:
@@ -303,6 +322,7 @@ class Sidebar:
     accounts: list[SidebarAccount]
     inbox_unread: int
     folders_by_id: dict[int, Folder]
+    labels: list[str] = field(default_factory=list)
 
 
 def sidebar(user: User) -> Sidebar:
@@ -327,10 +347,14 @@ def sidebar(user: User) -> Sidebar:
             SidebarFolder(folder, folder_label(folder), depth, unread.get(folder.pk, 0))
         )
     inbox_unread = sum(unread.get(f.pk, 0) for f in folders if f.role == Folder.Role.INBOX)
+    labels = labels_of(
+        list(Keyword.objects.filter(account__user=user).values_list("name", flat=True))
+    )
     return Sidebar(
         sorted(accounts.values(), key=lambda a: a.account.email),
         inbox_unread,
         {f.pk: f for f in folders},
+        labels,
     )
 
 

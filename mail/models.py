@@ -68,3 +68,25 @@ class UndoableAction(models.Model):
 
     def __str__(self) -> str:
         return f"undo #{self.pk}"
+
+
+class Snooze(models.Model):
+    """A conversation taken out of the Inbox until a time, when it comes back unread.
+
+    Kept here, not on the IMAP server (IMAP has no such thing): other devices still see the
+    conversation in their Inbox."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(
+        "mailboxes.Conversation", on_delete=models.CASCADE, related_name="snoozes"
+    )
+    until = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("user", "conversation", name="mail_snooze_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"snoozed until {self.until:%Y-%m-%d %H:%M}"

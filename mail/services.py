@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.db import transaction
@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from mail.listing import HIDDEN, View
-from mail.models import Preferences, TrustedSender, UndoableAction
-from mailboxes import actions
+from mail.models import Preferences, Snooze, TrustedSender, UndoableAction
+from mailboxes import actions, live
 from mailboxes.models import Folder, Message
 
 UNDO_FOR = timedelta(minutes=2)  # the toast shows for seconds; the server keeps it a little more
@@ -33,6 +33,10 @@ class Action(StrEnum):
     NOT_SPAM = "not_spam"
     MOVE = "move"
     DELETE_FOREVER = "delete_forever"
+    LABEL = "label"
+    UNLABEL = "unlabel"
+    SNOOZE = "snooze"
+    UNSNOOZE = "unsnooze"
 
 
 def preferences(user: User) -> Preferences:
@@ -61,8 +65,21 @@ def apply(
     action: Action,
     chosen: QuerySet[Message],
     target: Folder | None = None,
+    *,
+    label: str = "",
+    until: datetime | None = None,
 ) -> tuple[int, UndoableAction | None]:
     """Do `action` on the chosen messages; returns how many changed and what undoes it."""
+    if action in (Action.LABEL, Action.UNLABEL):
+        return _label(user, chosen, label, action == Action.LABEL)
+    if action == Action.SNOOZE:
+        if until is None:
+            raise ValueError("a snooze needs a time")
+        return _snooze(user, chosen, until)
+    if action == Action.UNSNOOZE:
+        conversations = set(chosen.values_list("content__conversation_id", flat=True))
+        deleted, _ = Snooze.objects.filter(user=user, conversation__in=conversations).delete()
+        return deleted, None
     if action in (Action.READ, Action.UNREAD):
         return _flag(user, chosen, "seen", action == Action.READ)
     if action == Action.STAR:
@@ -110,6 +127,52 @@ def _flag(
     return changed, undo
 
 
+def _label(
+    user: User, chosen: QuerySet[Message], label: str, value: bool
+) -> tuple[int, UndoableAction | None]:
+    ids = list(chosen.values_list("pk", flat=True))
+    changed = actions.set_keyword(user, ids, label, value)
+    if not changed:
+        return 0, None
+    inverse = {"label": label, "value": not value, "ids": ids}
+    return changed, UndoableAction.objects.create(user=user, inverse=inverse)
+
+
+def _snooze(
+    user: User, chosen: QuerySet[Message], until: datetime
+) -> tuple[int, UndoableAction | None]:
+    conversations = set(chosen.values_list("content__conversation_id", flat=True)) - {None}
+    for conversation_id in conversations:
+        Snooze.objects.update_or_create(
+            user=user, conversation_id=conversation_id, defaults={"until": until}
+        )
+    live.bump(user.pk)
+    inverse = {"unsnooze": sorted(conversations)}
+    return len(conversations), UndoableAction.objects.create(user=user, inverse=inverse)
+
+
+def wake_snoozed(now: datetime | None = None) -> int:
+    """Bring back the conversations whose snooze ran out: unread again, at the user's Inbox."""
+    due = list(Snooze.objects.filter(until__lte=now or timezone.now()))
+    for snooze in due:
+        with transaction.atomic():
+            newest = (
+                Message.objects.filter(
+                    content__conversation_id=snooze.conversation_id,
+                    folder__account__user_id=snooze.user_id,
+                    folder__role=Folder.Role.INBOX,
+                )
+                .order_by("-date", "-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if newest is not None:
+                actions.set_flag(snooze.user, [newest], "seen", False)
+            snooze.delete()
+            live.bump(snooze.user_id)
+    return len(due)
+
+
 def _move_by_role(
     user: User, chosen: QuerySet[Message], role: str
 ) -> tuple[int, UndoableAction | None]:
@@ -149,6 +212,11 @@ def undo(user: User, undo_id: int) -> bool:
     inverse = entry.inverse
     if "flag" in inverse:
         actions.set_flag(user, inverse["ids"], inverse["flag"], inverse["value"])
+    elif "label" in inverse:
+        actions.set_keyword(user, inverse["ids"], inverse["label"], inverse["value"])
+    elif "unsnooze" in inverse:
+        Snooze.objects.filter(user=user, conversation__in=inverse["unsnooze"]).delete()
+        live.bump(user.pk)
     else:
         by_folder: dict[int, list[int]] = defaultdict(list)
         for pk, folder_id in inverse["moves"]:

@@ -7,6 +7,7 @@ from mail import views
 urlpatterns = [
     path("inbox/", views.inbox, name="mail-inbox"),
     path("starred/", views.starred, name="mail-starred"),
+    path("snoozed/", views.snoozed, name="mail-snoozed"),
     path("folder/<int:folder_id>/", views.folder, name="mail-folder"),
     path("folder/<int:folder_id>/empty/", views.empty_folder, name="mail-folder-empty"),
     path("search/", views.search, name="mail-search"),

@@ -67,6 +67,11 @@ def starred(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def snoozed(request: HttpRequest) -> HttpResponse:
+    return _list(request, View("snoozed"))
+
+
+@login_required
 def folder(request: HttpRequest, folder_id: int) -> HttpResponse:
     return _list(request, listing.folder_view(request.user, folder_id))  # type: ignore[arg-type]
 
@@ -187,7 +192,9 @@ def _back_url(view: View) -> str:
         return reverse("mail-folder", args=[view.folder.pk])
     if view.kind == "search":
         return f"{reverse('mail-search')}?{urlencode({'q': view.query})}"
-    return reverse("mail-starred" if view.kind == "starred" else "mail-inbox")
+    if view.kind in ("starred", "snoozed"):
+        return reverse(f"mail-{view.kind}")
+    return reverse("mail-inbox")
 
 
 # Actions ----------------------------------------------------------------------------------------
@@ -213,6 +220,12 @@ def done_message(action: Action, n: int) -> str:
         Action.MOVE: ngettext("Conversation moved.", "{n} conversations moved.", n),
         Action.DELETE_FOREVER: ngettext(
             "Deleted for good.", "{n} conversations deleted for good.", n
+        ),
+        Action.LABEL: ngettext("Label added.", "Label added to {n} conversations.", n),
+        Action.UNLABEL: ngettext("Label removed.", "Label removed from {n} conversations.", n),
+        Action.SNOOZE: ngettext("Conversation snoozed.", "{n} conversations snoozed.", n),
+        Action.UNSNOOZE: ngettext(
+            "Conversation back in the Inbox.", "{n} conversations back in the Inbox.", n
         ),
     }
     return texts[action].format(n=n)
@@ -248,7 +261,15 @@ def act(request: HttpRequest) -> HttpResponse:
     if not chosen.exists():
         raise Http404  # none of these is the user's
     count = len(data["conversation"]) + len(data["message"])
-    changed, undo = services.apply(user, view, action, chosen, target)  # type: ignore[arg-type]
+    changed, undo = services.apply(
+        user,  # type: ignore[arg-type]
+        view,
+        action,
+        chosen,
+        target,
+        label=data["label"],
+        until=data["until"],
+    )
     text = done_message(action, count) if changed else _("Nothing to change.")
     return _after_action(request, form, text, undo)
 

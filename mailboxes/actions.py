@@ -3,6 +3,7 @@ the IMAP server (``PendingAction``), which the sync pushes before it pulls."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -10,7 +11,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from mailboxes import live
-from mailboxes.models import Folder, MailAccount, Message, PendingAction
+from mailboxes.models import Folder, Keyword, MailAccount, Message, PendingAction
 
 FLAG_FIELDS = {"seen": b"\\Seen", "flagged": b"\\Flagged"}
 
@@ -57,6 +58,48 @@ def set_flag(user: User, message_ids: Iterable[int], field: str, value: bool) ->
     _schedule_push(user, {action.account_id for action in actions})
     if changed and not actions:
         live.bump(user.pk)  # POP3 mail: local flags only
+    return len(changed)
+
+
+KEYWORD = re.compile(r"[A-Za-z0-9_.\-/+&]{1,64}")
+
+
+def valid_keyword(keyword: str) -> bool:
+    """An IMAP keyword a user may set: an ASCII atom, not a system flag nor a "$" keyword."""
+    return bool(KEYWORD.fullmatch(keyword))
+
+
+@transaction.atomic
+def set_keyword(user: User, message_ids: Iterable[int], keyword: str, value: bool) -> int:
+    """Add or remove an IMAP keyword (a label) on the user's messages; returns how many changed."""
+    if not valid_keyword(keyword):
+        raise ValueError(f"not a keyword: {keyword!r}")
+    changed = []
+    for message in messages_of(user, message_ids).select_related("folder__account"):
+        if (keyword in message.keywords) != value:
+            others = [k for k in message.keywords if k != keyword]
+            message.keywords = sorted([*others, keyword]) if value else others
+            changed.append(message)
+    kind = PendingAction.Kind.ADD_FLAGS if value else PendingAction.Kind.REMOVE_FLAGS
+    actions = [
+        PendingAction(
+            account_id=message.folder.account_id,
+            kind=kind,
+            folder=message.folder,
+            uidvalidity=message.uidvalidity,
+            uid=message.uid,
+            flags=[keyword],
+        )
+        for message in changed
+        if message.uid is not None and message.folder.account.protocol == MailAccount.Protocol.IMAP
+    ]
+    Message.objects.bulk_update(changed, ["keywords"])
+    if value:
+        record_keywords({(m.folder.account_id, keyword) for m in changed})
+    PendingAction.objects.bulk_create(actions)
+    _schedule_push(user, {action.account_id for action in actions})
+    if changed and not actions:
+        live.bump(user.pk)
     return len(changed)
 
 
@@ -154,3 +197,11 @@ def expunge_messages(user: User, message_ids: Iterable[int]) -> int:
     if doomed:
         live.bump(user.pk)
     return len(doomed)
+
+
+def record_keywords(pairs: set[tuple[int, str]]) -> None:
+    """Remember (account id, keyword) pairs as labels the account uses."""
+    Keyword.objects.bulk_create(
+        [Keyword(account_id=a, name=k[:255]) for a, k in pairs if k and not k.startswith("$")],
+        ignore_conflicts=True,
+    )

@@ -275,6 +275,24 @@ class Message(models.Model):
         return f"{self.folder} #{self.uid or self.pop3_uidl}"
 
 
+class Keyword(models.Model):
+    """An IMAP keyword seen on, or set on, one of the account's messages: the webmail's labels.
+
+    Recorded by the sync and by the user's actions so that the list of labels costs one small
+    query, not a scan of every message's keywords."""
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="keywords")
+    name = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("account", "name", name="mailboxes_keyword_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class PendingAction(models.Model):
     """A change the user made here that the IMAP server has not been told of yet.
 

@@ -36,6 +36,7 @@ from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from mailboxes.actions import record_keywords
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
 from mailboxes.threading import BatchThreadStore, prepare_thread, record_threads
@@ -494,6 +495,8 @@ def _sync_flags(client: IMAPClient, folder: Folder, condstore: bool) -> int:
         if modseq:
             fields["modseq"] = modseq[0]
         different = [key for key, value in fields.items() if getattr(message, key) != value]
+        if "keywords" in different:
+            record_keywords({(folder.account_id, k) for k in fields["keywords"]})
         if different:
             for key in different:
                 setattr(message, key, fields[key])
@@ -606,6 +609,7 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
         report.warnings.extend(f"{uid}:{warning}" for warning in content.parse_warnings[:3])
     # ignore_conflicts: a copy stored meanwhile by another writer is simply already there.
     Message.objects.bulk_create(copies, ignore_conflicts=True)
+    record_keywords({(account.pk, k) for copy in copies for k in copy.keywords})
     report.fetched += len(copies)
 
 

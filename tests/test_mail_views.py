@@ -167,12 +167,13 @@ def test_a_page_costs_the_same_queries_for_five_or_fifty_conversations(
     for number in range(5):
         mine.add(f"Premier {number}", minutes=number)
     alice_client.get(reverse("mail-inbox"))
-    # session, user, preferences, the walk, its rows, their conversations, folders, unread counts
-    with django_assert_num_queries(8):
+    # session, user, preferences, the walk, its rows, their conversations; the sidebar's folders,
+    # unread counts and labels
+    with django_assert_num_queries(9):
         alice_client.get(reverse("mail-inbox"))
     for number in range(45):
         mine.add(f"Encore {number}", minutes=100 + number)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         response = alice_client.get(reverse("mail-inbox"))
     assert len(response.context["rows"]) == 50
 
@@ -526,3 +527,93 @@ def test_archive_then_undo_before_the_sync_leaves_the_server_as_it_was(
     server.select_folder("INBOX")
     assert len(server.search("ALL")) == 1
     assert Message.objects.get(folder__account=account).folder.role == "inbox"
+
+
+# Labels and snooze -----------------------------------------------------------------------------
+
+
+def test_labels_are_imap_keywords_added_and_removed_on_the_server(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    message = mine.add("Sortie au musée")
+    thread = message.content.conversation_id
+
+    act(alice_client, "label", conversation=[thread], label="Ecole")
+    message.refresh_from_db()
+    assert message.keywords == ["Ecole"]
+    assert PendingAction.objects.get().flags == ["Ecole"]
+    response = alice_client.get(reverse("mail-inbox"))
+    assert response.context["rows"][0].labels == ["Ecole"]
+    assert response.context["sidebar"].labels == ["Ecole"]
+    assert subjects(alice_client.get(reverse("mail-search"), {"q": "label:ecole"})) == [
+        "Sortie au musée"
+    ]
+
+    act(alice_client, "unlabel", conversation=[thread], label="Ecole")
+    message.refresh_from_db()
+    assert message.keywords == []
+    assert [a.kind for a in PendingAction.objects.order_by("id")] == ["add_flags", "remove_flags"]
+
+
+def test_a_label_that_is_not_an_imap_keyword_is_refused_with_a_reason(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    message = mine.add("Accents")
+    response = alice_client.post(
+        reverse("mail-act"),
+        {"action": "label", "view": "inbox", "label": "Réunions",
+         "conversation": [message.content.conversation_id]},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    assert "A label is one word" in response.text
+    message.refresh_from_db()
+    assert message.keywords == []
+
+
+@pytest.mark.mailstack
+def test_a_label_set_on_another_client_shows_up_here(
+    alice_client: Client, account: MailAccount, server: IMAPClient
+) -> None:
+    server.append("INBOX", sample(1, "Étiquetée"))
+    sync.sync_account(account)
+    server.select_folder("INBOX")
+    server.add_flags(server.search("ALL"), [b"Projets"])
+    sync.sync_account(account)
+
+    response = alice_client.get(reverse("mail-inbox"))
+    assert response.context["rows"][0].labels == ["Projets"]
+    assert response.context["sidebar"].labels == ["Projets"]
+
+
+def test_a_snoozed_conversation_leaves_the_inbox_and_comes_back_unread(
+    alice_client: Client, mine: Mailbox, alice: User
+) -> None:
+    from mail import services
+
+    message = mine.add("Plus tard", seen=True)
+    mine.add("Maintenant", minutes=1)
+
+    response = act(
+        alice_client, "snooze", conversation=[message.content.conversation_id], snooze="tomorrow"
+    )
+    assert response.status_code == 302
+    assert subjects(alice_client.get(reverse("mail-inbox"))) == ["Maintenant"]
+    assert subjects(alice_client.get(reverse("mail-snoozed"))) == ["Plus tard"]
+
+    assert services.wake_snoozed(now=datetime.now(UTC) + timedelta(days=8)) == 1
+
+    assert subjects(alice_client.get(reverse("mail-inbox"))) == ["Maintenant", "Plus tard"]
+    message.refresh_from_db()
+    assert not message.seen
+
+
+def test_a_snooze_in_the_past_is_refused(alice_client: Client, mine: Mailbox) -> None:
+    message = mine.add("Hier")
+    response = alice_client.post(
+        reverse("mail-act"),
+        {"action": "snooze", "view": "inbox", "snooze": "custom", "until": "2020-01-01T08:00",
+         "conversation": [message.content.conversation_id]},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    assert "Choose when the conversation comes back." in response.text
+    assert subjects(alice_client.get(reverse("mail-inbox"))) == ["Hier"]

@@ -193,6 +193,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mailboxes.sync_all_accounts",
         "schedule": float(env_int("SYNC_INTERVAL", 300, minimum=10)),
     },
+    # Snoozed conversations come back to the Inbox on time; undo entries are forgotten.
+    "wake-snoozed": {"task": "mail.wake_snoozed", "schedule": 30.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"
