@@ -617,3 +617,49 @@ def test_a_snooze_in_the_past_is_refused(alice_client: Client, mine: Mailbox) ->
     )  # fmt: skip
     assert "Choose when the conversation comes back." in response.text
     assert subjects(alice_client.get(reverse("mail-inbox"))) == ["Hier"]
+
+
+def test_highlighting_marks_the_searched_words_and_escapes_the_rest() -> None:
+    from mail.templatetags.mail_tags import highlight
+
+    marked = highlight("Budget <b>2027</b> : le BUDGET", ["budget", "2027"])
+
+    assert marked == (
+        "<mark>Budget</mark> &lt;b&gt;<mark>2027</mark>&lt;/b&gt; : le <mark>BUDGET</mark>"
+    )
+    assert highlight("<i>x</i>", []) == "&lt;i&gt;x&lt;/i&gt;"
+
+
+def test_a_conversation_costs_the_same_queries_for_two_or_eight_messages(
+    alice_client: Client, mine: Mailbox, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    def thread_of(length: int) -> int:
+        first = mine.add(f"Fil de {length}", seen=True)
+        for minutes in range(1, length):
+            mine.add("Re", conversation=first.content.conversation, minutes=minutes, seen=True)
+        return first.content.conversation_id
+
+    short, long = thread_of(2), thread_of(8)
+    alice_client.get(reverse("mail-conversation", args=[short]))
+    with django_assert_num_queries(8) as two:
+        alice_client.get(reverse("mail-conversation", args=[short]))
+    with django_assert_num_queries(len(two.captured_queries)):
+        alice_client.get(reverse("mail-conversation", args=[long]))
+
+
+def test_a_search_page_costs_the_same_queries_for_few_or_many_results(
+    alice_client: Client, mine: Mailbox, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    def add(count: int, word: str) -> None:
+        for number in range(count):
+            message = mine.add(f"{word} {number}", minutes=number)
+            MessageContent.objects.filter(pk=message.content_id).update(search_text=word)
+
+    add(3, "piscine")
+    add(40, "cantine")
+    alice_client.get(reverse("mail-search"), {"q": "piscine"})
+    with django_assert_num_queries(9) as few:
+        alice_client.get(reverse("mail-search"), {"q": "piscine"})
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = alice_client.get(reverse("mail-search"), {"q": "cantine"})
+    assert len(response.context["rows"]) == 40

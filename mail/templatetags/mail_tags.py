@@ -41,3 +41,31 @@ def senders(row: object) -> SafeString:
     if count > 1:
         return format_html('{} <span class="count">{}</span>', joined, count)
     return joined
+
+
+@register.filter
+def highlight(text: str, terms: list[str]) -> SafeString:
+    """The text escaped, with the search's words and phrases marked (case-insensitively).
+
+    Works on our own plain text (subjects, snippets), never on sanitised HTML."""
+    text = str(text or "")
+    wanted = sorted({t.casefold() for t in terms or [] if t.strip()}, key=len, reverse=True)
+    if not wanted:
+        return format_html("{}", text)
+    folded = text.casefold()
+    if len(folded) != len(text):  # a few characters change length when folded: no marks
+        return format_html("{}", text)
+    marks: list[tuple[int, int]] = []
+    for term in wanted[:20]:
+        start = folded.find(term)
+        while start != -1:
+            end = start + len(term)
+            if not any(s < end and start < e for s, e in marks):
+                marks.append((start, end))
+            start = folded.find(term, end)
+    pieces, position = [], 0
+    for start, end in sorted(marks):
+        pieces.append(format_html("{}<mark>{}</mark>", text[position:start], text[start:end]))
+        position = end
+    pieces.append(format_html("{}", text[position:]))
+    return SafeString("".join(pieces))
