@@ -77,8 +77,8 @@ def test_sign_in_in_french_and_reach_the_mailbox(
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("form[action='/accounts/login/'] button[type=submit]").click()
 
-    expect(page).to_have_url(f"{live_server.url}/")
-    expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
+    expect(page).to_have_url(f"{live_server.url}/mail/inbox/")
+    expect(page.get_by_role("heading", name="Toutes les boîtes de réception")).to_be_visible()
     expect(page.locator(".topbar .who")).to_have_text(alice.email)
     page.screenshot(path=tmp_path / "mailbox-fr.png")
 
@@ -144,8 +144,8 @@ def test_sign_up_enrol_an_authenticator_then_sign_in_with_it(
     # The enrolment code was used; the phone's next one is within the one-step tolerance.
     page.locator("input[name=code]").fill(phone_code(secret, steps=1))
     page.get_by_role("button", name="Verify").click()
-    expect(page).to_have_url(f"{base}/")
-    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page).to_have_url(f"{base}/mail/inbox/")
+    expect(page.get_by_role("heading", name="All inboxes")).to_be_visible()
 
 
 def test_staff_must_enrol_before_reaching_the_admin(

@@ -117,7 +117,7 @@ def test_the_right_code_opens_the_mailbox_and_rotates_the_session(
     assert response.status_code == 302
     assert response["Location"] == "/accounts/security/"
     assert client.session.session_key != key_after_password
-    assert client.get("/").status_code == 200
+    assert client.get("/mail/inbox/").status_code == 200
     assert kinds(alice)[0] == "second_factor_used"
 
 
@@ -137,7 +137,7 @@ def test_a_wrong_code_is_refused_with_a_clear_message(
     page = verify(client, wrong)
     assert page.status_code == 200
     assert "This code is not valid" in page.text
-    assert client.get("/")["Location"].startswith("/accounts/security/verify/")
+    assert client.get("/mail/inbox/")["Location"].startswith("/accounts/security/verify/")
     assert kinds(alice)[0] == "second_factor_failed"
 
 

@@ -35,8 +35,8 @@ def test_ending_another_session_signs_that_browser_out(alice: User) -> None:
     phone = signed_in(alice.email, "phone")
     phones = UserSession.objects.get(user=alice, user_agent="phone")
     assert laptop.post(f"/accounts/security/sessions/{phones.id}/end/").status_code == 302
-    assert phone.get("/")["Location"].startswith("/accounts/login/")
-    assert laptop.get("/").status_code == 200
+    assert phone.get("/mail/inbox/")["Location"].startswith("/accounts/login/")
+    assert laptop.get("/mail/inbox/").status_code == 200
     assert SecurityEvent.objects.filter(user=alice, kind="sessions_ended").exists()
 
 
@@ -44,7 +44,7 @@ def test_the_current_session_is_ended_by_signing_out_not_from_the_list(alice: Us
     laptop = signed_in(alice.email, "laptop")
     own = UserSession.objects.get(user=alice)
     laptop.post(f"/accounts/security/sessions/{own.id}/end/")
-    assert laptop.get("/").status_code == 200
+    assert laptop.get("/mail/inbox/").status_code == 200
 
 
 def test_signing_out_all_other_sessions_keeps_this_one(alice: User) -> None:
@@ -52,9 +52,9 @@ def test_signing_out_all_other_sessions_keeps_this_one(alice: User) -> None:
     others = [signed_in(alice.email, f"browser {n}") for n in range(3)]
     page = laptop.post("/accounts/security/sessions/end-others/", follow=True)
     assert "Other sessions signed out: 3." in page.text
-    assert laptop.get("/").status_code == 200
+    assert laptop.get("/mail/inbox/").status_code == 200
     for other in others:
-        assert other.get("/")["Location"].startswith("/accounts/login/")
+        assert other.get("/mail/inbox/")["Location"].startswith("/accounts/login/")
 
 
 def test_signing_out_everywhere_ends_this_session_too(alice: User) -> None:
@@ -62,7 +62,7 @@ def test_signing_out_everywhere_ends_this_session_too(alice: User) -> None:
     phone = signed_in(alice.email, "phone")
     assert laptop.post("/accounts/security/sessions/end-all/")["Location"] == "/accounts/login/"
     for client in (laptop, phone):
-        assert client.get("/")["Location"].startswith("/accounts/login/")
+        assert client.get("/mail/inbox/")["Location"].startswith("/accounts/login/")
 
 
 def test_another_users_session_is_not_found(alice: User, bob: User) -> None:
@@ -71,7 +71,7 @@ def test_another_users_session_is_not_found(alice: User, bob: User) -> None:
     alices_session = UserSession.objects.get(user=alice)
     response = bobs_client.post(f"/accounts/security/sessions/{alices_session.id}/end/")
     assert response.status_code == 404
-    assert alices.get("/").status_code == 200
+    assert alices.get("/mail/inbox/").status_code == 200
     assert "alice's browser" not in bobs_client.get("/accounts/security/").text
 
 
@@ -139,5 +139,5 @@ def test_sessions_left_behind_by_a_password_change_drop_off_the_list(alice: User
     sessions = page.split('id="sessions"')[1].split("</section>")[0]
     assert ">laptop<" in sessions
     assert ">phone<" not in sessions
-    assert phone.get("/")["Location"].startswith("/accounts/login/")
+    assert phone.get("/mail/inbox/")["Location"].startswith("/accounts/login/")
     assert UserSession.objects.filter(user=alice).count() == 1

@@ -269,7 +269,7 @@ def test_the_admin_sign_in_page_is_the_sites(client: Client) -> None:
 
 def test_the_site_can_require_a_second_factor_of_everyone(client: Client, alice: User) -> None:
     sign_in(client, alice.email)
-    assert client.get("/").status_code == 200
+    assert client.get("/mail/inbox/").status_code == 200
     set_policy(mfa_required=True)
     response = client.get("/")
     assert response.status_code == 302
