@@ -123,5 +123,6 @@ class PreferencesForm(forms.ModelForm):
             "images",
             "signature",
             "shortcuts",
+            "undo_send_seconds",
         ]
         widgets = {"signature": forms.Textarea(attrs={"rows": 4})}

@@ -33,6 +33,11 @@ class Preferences(models.Model):
     )
     signature = models.TextField(_("signature"), blank=True, max_length=4000)
     shortcuts = models.BooleanField(_("keyboard shortcuts"), default=True)
+    undo_send_seconds = models.PositiveSmallIntegerField(
+        _("undo send for"),
+        default=10,
+        choices=[(0, _("no delay")), (5, "5 s"), (10, "10 s"), (20, "20 s"), (30, "30 s")],
+    )
 
     class Meta:
         verbose_name = _("webmail preferences")

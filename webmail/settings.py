@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "accounts",
     "mailboxes",
     "mail",
+    "compose",
     "domains",
 ]
 
@@ -195,6 +196,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Snoozed conversations come back to the Inbox on time; undo entries are forgotten.
     "wake-snoozed": {"task": "mail.wake_snoozed", "schedule": 30.0},
+    # Messages due (send later, retries) and any a killed worker left half-way.
+    "send-due": {"task": "compose.send_due", "schedule": 30.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"
@@ -253,6 +256,12 @@ if not MAIL_CA_FILE and not PRODUCTION and (DATA_DIR / "mail-ca.pem").exists():
     MAIL_CA_FILE = str(DATA_DIR / "mail-ca.pem")
 # host:port of a DNS server for account autoconfiguration (SRV lookups); default: the system's.
 AUTOCONFIG_DNS_SERVER = env_str("AUTOCONFIG_DNS_SERVER", "")
+
+# Sending (compose/): the largest message a user may attach files up to (a domain's policy may
+# lower it), and how long transient SMTP failures are retried before the message goes back to
+# the user's drafts with the reason.
+MAX_ATTACHMENTS_BYTES = env_int("MAX_ATTACHMENTS_BYTES", 25 * 1024 * 1024, minimum=1024)
+SEND_RETRY_SECONDS = env_int("SEND_RETRY_SECONDS", 2 * 3600, minimum=60)
 
 # The app's own outgoing mail (password resets, notices) — not users' mail, which each account
 # sends through its own SMTP server.
