@@ -26,5 +26,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mail/", include("mailboxes.urls")),
     path("mail/", include("mail.urls")),
+    path("compose/", include("compose.urls")),
     path("", include("core.urls")),
 ]
