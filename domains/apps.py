@@ -9,3 +9,10 @@ class DomainsConfig(AppConfig):
 
     name = "domains"
     verbose_name = _("Mail domains")
+
+    def ready(self) -> None:
+        # Outgoing mail of managed domains is signed with their active DKIM keys.
+        from compose import dkim as compose_dkim
+        from domains.dkim import signer
+
+        compose_dkim.register(signer)
