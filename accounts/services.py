@@ -59,7 +59,15 @@ def record_event(
 
 
 def second_factor_required(user: User) -> bool:
-    return user.is_staff or user.is_superuser or site_settings().mfa_required
+    """Staff always; everyone when the site says so; users of a domain whose policy says so."""
+    from domains.policies import mfa_required_for
+
+    return (
+        user.is_staff
+        or user.is_superuser
+        or site_settings().mfa_required
+        or mfa_required_for(user.email)
+    )
 
 
 def _sync_has_second_factor(user: User) -> None:

@@ -309,7 +309,10 @@ def discard(draft: Draft) -> bool:
 
 
 def attachment_limit(draft: Draft) -> int:
-    return int(settings.MAX_ATTACHMENTS_BYTES)
+    """The site's limit, or the sender's domain policy when lower."""
+    from domains.policies import attachment_limit_for
+
+    return attachment_limit_for(draft.from_email, int(settings.MAX_ATTACHMENTS_BYTES))
 
 
 def attach(draft: Draft, upload: UploadedFile) -> DraftAttachment:

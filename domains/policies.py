@@ -1,0 +1,41 @@
+"""What a managed domain's policies mean for its users: second factor, sign-up, attachments."""
+
+from __future__ import annotations
+
+from domains.models import Domain
+
+
+def domain_of(address: str) -> str:
+    """The IDNA form of an address's domain, lower case ("" when it has none)."""
+    domain = address.rpartition("@")[2].strip().lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+
+
+def _active(address: str) -> Domain | None:
+    name = domain_of(address)
+    return Domain.objects.filter(name=name, active=True).first() if name else None
+
+
+def mfa_required_for(address: str) -> bool:
+    domain = _active(address)
+    return domain is not None and domain.mfa_required
+
+
+def signup_allowed_for(address: str) -> bool:
+    domain = _active(address)
+    return domain is not None and domain.signup_allowed
+
+
+def any_signup_domain() -> bool:
+    return Domain.objects.filter(active=True, signup_allowed=True).exists()
+
+
+def attachment_limit_for(address: str, site_limit: int) -> int:
+    """The site's limit, lowered by the sender's domain policy if it sets one."""
+    domain = _active(address)
+    if domain is None or not domain.max_attachments_mb:
+        return site_limit
+    return min(site_limit, domain.max_attachments_mb * 1024 * 1024)
