@@ -9,7 +9,7 @@ from accounts.models import User
 from domains.models import Domain
 from domains.policies import attachment_limit_for
 from tests.conftest import make_user, sign_in
-from tests.test_sign_in import STRONG_PASSWORD, set_policy, signup
+from tests.test_sign_in import set_policy, signup
 
 pytestmark = pytest.mark.django_db
 
