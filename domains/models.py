@@ -60,6 +60,12 @@ class Domain(models.Model):
     def __str__(self) -> str:
         return self.unicode_name
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        from domains.policies import forget_cached_policies
+
+        forget_cached_policies()  # a policy change applies at once
+
     @property
     def unicode_name(self) -> str:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.cache import cache
+
 from domains.models import Domain
 
 
@@ -19,9 +21,22 @@ def _active(address: str) -> Domain | None:
     return Domain.objects.filter(name=name, active=True).first() if name else None
 
 
+MFA_CACHE_KEY = "domains:mfa-required"
+
+
 def mfa_required_for(address: str) -> bool:
-    domain = _active(address)
-    return domain is not None and domain.mfa_required
+    """Asked on every request of a user without a second factor: a cache read, not a query."""
+    names = cache.get(MFA_CACHE_KEY)
+    if names is None:
+        names = list(
+            Domain.objects.filter(active=True, mfa_required=True).values_list("name", flat=True)
+        )
+        cache.set(MFA_CACHE_KEY, names, 300)
+    return domain_of(address) in names
+
+
+def forget_cached_policies() -> None:
+    cache.delete(MFA_CACHE_KEY)
 
 
 def signup_allowed_for(address: str) -> bool:

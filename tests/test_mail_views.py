@@ -395,6 +395,7 @@ def test_settings_are_saved_and_bad_input_is_explained(alice_client: Client, ali
         "images": "ask",
         "signature": "— Alice",
         "shortcuts": "on",
+        "undo_send_seconds": "10",
     }
     saved = alice_client.post(reverse("mail-settings"), fields)
     assert saved.status_code == 302

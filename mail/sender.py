@@ -1,0 +1,347 @@
+"""Who a message says it is from, and what in that claim deserves a second look.
+
+Everything here reads the stored `MessageContent` only: the From address and name, Reply-To, and
+the raw ``Authentication-Results`` headers. Nothing is verified: the authentication results are
+what some server along the way wrote (or what the sender forged), so they are shown as
+"unverified" badges; checking DKIM and DMARC ourselves is a later issue.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+
+from mailboxes.models import MessageContent
+
+# Domains people are phished in the name of; a From domain that reads like one of these but is
+# not it gets a warning. Small on purpose: a lookalike of an unknown domain is just a domain.
+WELL_KNOWN_DOMAINS = frozenset(
+    {
+        "amazon.com", "amazon.fr", "ameli.fr", "apple.com", "banquepopulaire.fr",
+        "caf.fr", "credit-agricole.fr", "dhl.com", "ebay.com", "facebook.com", "free.fr",
+        "github.com", "gmail.com", "google.com", "icloud.com", "impots.gouv.fr",
+        "laposte.fr", "laposte.net", "linkedin.com", "live.com", "microsoft.com",
+        "netflix.com", "orange.fr", "outlook.com", "paypal.com", "sfr.fr", "yahoo.com",
+        "yahoo.fr",
+    }
+)  # fmt: skip
+
+# Second-level suffixes under which the registered name has three labels.
+_TWO_LABEL_SUFFIXES = frozenset(
+    {"co.uk", "org.uk", "ac.uk", "gov.uk", "gouv.fr", "com.au", "co.jp", "com.br", "co.nz"}
+)
+
+# Letters from other scripts that read as Latin ones, and Latin sequences that read as one
+# letter. Both sides of a comparison go through the same mapping (a "skeleton", after Unicode
+# TR 39), so mapping i to l too only makes "gmali.com" match "gmail.com", which is the point.
+_CONFUSABLE_CHARS = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "і": "l", "ї": "l", "ј": "j", "к": "k",
+    "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ɡ": "g", "һ": "h", "ь": "b", "п": "n",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "l", "κ": "k", "μ": "u", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j",
+    # Latin lookalikes and digits
+    "ı": "l", "ł": "l", "ɩ": "l", "ǀ": "l", "i": "l", "1": "l", "|": "l", "!": "l",
+    "0": "o", "ø": "o", "5": "s", "$": "s", "@": "a",
+}  # fmt: skip
+_CONFUSABLE_SEQUENCES = (("rn", "m"), ("vv", "w"), ("cl", "d"))
+_EMAIL_IN_TEXT = re.compile(r"[^\s<>()\"',;:@]+@[^\s<>()\"',;:@]+\.[^\s<>()\"',;:@]+")
+
+
+@dataclass(frozen=True)
+class SenderWarning:
+    """One thing about the sender to check before trusting the message."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Badge:
+    """One authentication result as a header reports it: never verified here."""
+
+    method: str  # "spf", "dkim", "dmarc"
+    result: str  # "pass", "fail", "softfail", "none", "neutral", "temperror"…
+    domain: str = ""  # the domain it is about, when the header names one
+    reporter: str = ""  # the authserv-id: who wrote the header
+    verified: bool = False
+
+    @property
+    def good(self) -> bool:
+        return self.result == "pass"
+
+
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    address: str
+    domain: str  # as stored: Unicode labels (mailcore.mime decodes xn--)
+    ascii_domain: str  # the same in punycode, what DNS and the sender's server see
+    warnings: list[SenderWarning] = field(default_factory=list)
+    badges: list[Badge] = field(default_factory=list)
+
+
+def analyse(content: MessageContent) -> Sender:
+    """The sender of a stored message, with warnings and unverified authentication badges."""
+    address = visible(content.from_email.strip())
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    name = visible(content.from_name)
+    warnings: list[SenderWarning] = []
+    if name != content.from_name or address != content.from_email.strip():
+        warnings.append(
+            SenderWarning(
+                "hidden-characters",
+                _(
+                    "The sender's name or address held invisible or direction-changing "
+                    "characters, which can make it read as something else; they were removed."
+                ),
+            )
+        )
+    warnings.extend(_name_warnings(name, address))
+    warnings.extend(_reply_to_warnings(domain, content.reply_to))
+    warnings.extend(domain_warnings(domain))
+    return Sender(
+        name=name,
+        address=address,
+        domain=domain,
+        ascii_domain=to_ascii(domain),
+        warnings=warnings,
+        badges=badges(content.auth_headers or {}),
+    )
+
+
+def visible(text: str) -> str:
+    """The text without format characters (bidi controls, zero-width spaces and joiners)."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc"))
+
+
+def _name_warnings(name: str, address: str) -> list[SenderWarning]:
+    shown = {m.group().strip(".").lower() for m in _EMAIL_IN_TEXT.finditer(name)}
+    others = sorted(a for a in shown if a != address.lower())
+    if not others:
+        return []
+    return [
+        SenderWarning(
+            "name-address",
+            _("The sender's name shows the address %(shown)s, but the message is from %(real)s.")
+            % {"shown": others[0], "real": address},
+        )
+    ]
+
+
+def _reply_to_warnings(domain: str, reply_to: list[list[str]]) -> list[SenderWarning]:
+    if not domain:
+        return []
+    mine = registrable(domain)
+    for _name, address in reply_to or []:
+        other = str(address).rpartition("@")[2].lower().rstrip(".")
+        if other and registrable(other) != mine:
+            return [
+                SenderWarning(
+                    "reply-to-domain",
+                    _("Replies go to %(address)s, at another domain than the sender's.")
+                    % {"address": address},
+                )
+            ]
+    return []
+
+
+def domain_warnings(domain: str) -> list[SenderWarning]:
+    """Warnings about a From domain on its own: punycode, mixed scripts, lookalikes."""
+    if not domain:
+        return []
+    found: list[SenderWarning] = []
+    ascii_form = to_ascii(domain)
+    if ascii_form != domain or "xn--" in domain:
+        found.append(
+            SenderWarning(
+                "punycode",
+                _("The sender's domain uses non-Latin or accented letters (%(ascii)s).")
+                % {"ascii": ascii_form},
+            )
+        )
+    if any(len(scripts(label)) > 1 for label in domain.split(".")):
+        found.append(
+            SenderWarning(
+                "mixed-script", _("The sender's domain mixes letters of different alphabets.")
+            )
+        )
+    lookalike = lookalike_of(domain)
+    if lookalike:
+        found.append(
+            SenderWarning(
+                "lookalike",
+                _("The sender's domain looks like %(known)s but is not it.") % {"known": lookalike},
+            )
+        )
+    return found
+
+
+def to_ascii(domain: str) -> str:
+    """The domain in punycode (xn--) labels; labels that cannot be encoded are kept."""
+    labels = []
+    for label in domain.split("."):
+        try:
+            labels.append(label.encode("idna").decode("ascii") if label else label)
+        except UnicodeError:
+            labels.append(label)
+    return ".".join(labels)
+
+
+def scripts(label: str) -> set[str]:
+    """The scripts of a label's letters (LATIN, CYRILLIC, GREEK…); digits and '-' have none."""
+    found = set()
+    for char in label:
+        if not char.isalpha():
+            continue
+        name = unicodedata.name(char, "")
+        found.add(name.split(" ", 1)[0] if name else "UNKNOWN")
+    return found
+
+
+def skeleton(text: str) -> str:
+    """What a string looks like, in one spelling: lookalikes folded to the Latin letter."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = "".join(_CONFUSABLE_CHARS.get(c, c) for c in folded)
+    for sequence, letter in _CONFUSABLE_SEQUENCES:
+        folded = folded.replace(sequence, letter)
+    return folded
+
+
+_KNOWN_SKELETONS = {skeleton(known): known for known in WELL_KNOWN_DOMAINS}
+
+
+def lookalike_of(domain: str) -> str:
+    """The well-known domain this one imitates ("" when none): same look, other letters, or
+    the well-known name used as a subdomain of another registered domain."""
+    domain = domain.lower().rstrip(".")
+    base = registrable(domain)
+    if base in WELL_KNOWN_DOMAINS or domain in WELL_KNOWN_DOMAINS:
+        return ""
+    for candidate in (base, domain):
+        known = _KNOWN_SKELETONS.get(skeleton(candidate))
+        if known:
+            return known
+    for known in WELL_KNOWN_DOMAINS:  # paypal.com.secure-login.example
+        if domain.startswith(known + "."):
+            return known
+    return ""
+
+
+def registrable(domain: str) -> str:
+    """The name a domain was registered as, approximately (no Public Suffix List here)."""
+    labels = domain.lower().rstrip(".").split(".")
+    size = 3 if len(labels) > 2 and ".".join(labels[-2:]) in _TWO_LABEL_SUFFIXES else 2
+    return ".".join(labels[-size:])
+
+
+# Authentication-Results (RFC 8601), read tolerantly --------------------------------------------
+
+_METHODS = ("spf", "dkim", "dmarc")
+_DOMAIN_PROPERTIES = {
+    "spf": ("smtp.mailfrom", "smtp.helo"),
+    "dkim": ("header.d", "header.i"),
+    "dmarc": ("header.from",),
+}
+_RESULT_WORD = re.compile(r"[a-z]+")
+
+
+def badges(auth_headers: dict[str, list[str]]) -> list[Badge]:
+    """SPF, DKIM and DMARC results from the topmost Authentication-Results that has them (the
+    one the receiving server added last; lower ones may come from anyone), else Received-SPF."""
+    found: dict[str, list[Badge]] = {}
+    for value in auth_headers.get("authentication-results", []):
+        reporter, results = parse_authentication_results(value)
+        for method, result, properties in results:
+            if method not in _METHODS or (
+                method in found and found[method][0].reporter != reporter
+            ):
+                continue
+            domain = next(
+                (properties[p] for p in _DOMAIN_PROPERTIES[method] if p in properties), ""
+            )
+            found.setdefault(method, []).append(
+                Badge(method, result, domain.rpartition("@")[2], reporter)
+            )
+    if "spf" not in found:
+        for value in auth_headers.get("received-spf", [])[:1]:
+            match = _RESULT_WORD.match(_strip_comments(value).strip().lower())
+            if match:
+                found["spf"] = [Badge("spf", match.group())]
+    return [badge for method in _METHODS for badge in found.get(method, [])[:3]]
+
+
+def parse_authentication_results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
+    """(authserv-id, [(method, result, {ptype.property: value})]) of one header value; never
+    raises, whatever the value."""
+    text = _strip_comments(value.replace("\r", " ").replace("\n", " "))[:16_384]
+    segments = _split_outside_quotes(text, ";")
+    reporter = segments[0].strip().split()[0].lower() if segments[0].strip() else ""
+    results = []
+    for segment in segments[1:]:
+        words = segment.split()
+        if not words or "=" not in words[0]:
+            continue
+        method, _eq, result = words[0].partition("=")
+        method = method.split("/", 1)[0].strip().lower()
+        result = result.strip().strip('"').lower()
+        properties = {}
+        for word in words[1:]:
+            key, eq, prop = word.partition("=")
+            if eq and "." in key:
+                properties[key.lower()] = prop.strip('"').lower()
+        if method and result:
+            results.append((method, result[:20], properties))
+    return reporter, results
+
+
+def _strip_comments(text: str) -> str:
+    """The text without its (nested) parenthesised comments, quoted strings kept."""
+    out = []
+    depth = 0
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(char)
+            continue
+        if char == "\\":
+            escaped = True
+            if not depth:
+                out.append(char)
+        elif quoted:
+            quoted = char != '"'
+            out.append(char)
+        elif char == '"' and not depth:
+            quoted = True
+            out.append(char)
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(char)
+    return "".join(out)
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts = []
+    current = []
+    quoted = False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
