@@ -148,8 +148,14 @@ def suggested_settings(address: str) -> dict[str, Any]:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [host]
         resolver.port = int(port)
+    from domains.services import known_settings
+
     suggestion = autoconfig.discover(
-        address, resolver=resolver, ca_file=settings.MAIL_CA_FILE or None, timeout=3.0
+        address,
+        known=known_settings,
+        resolver=resolver,
+        ca_file=settings.MAIL_CA_FILE or None,
+        timeout=3.0,
     )
     initial: dict[str, Any] = {"email": address, "username": address}
     if suggestion is None:

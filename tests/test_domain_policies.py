@@ -44,3 +44,21 @@ def test_a_domain_can_lower_the_attachment_limit() -> None:
     assert attachment_limit_for("erin@example.org", 25 * 2**20) == 25 * 2**20
     Domain.objects.create(name="xn--cole-9oa.test", max_attachments_mb=2)
     assert attachment_limit_for("erin@école.test", 25 * 2**20) == 2 * 2**20
+
+
+def test_adding_an_account_at_a_managed_domain_proposes_its_servers() -> None:
+    from mailboxes.services import suggested_settings
+
+    Domain.objects.create(
+        name="ecole.test",
+        incoming_host="imap.ecole.test",
+        incoming_port=993,
+        smtp_host="smtp.ecole.test",
+        smtp_port=465,
+    )
+
+    initial = suggested_settings("erin@ecole.test")
+
+    assert (initial["incoming_host"], initial["incoming_port"]) == ("imap.ecole.test", 993)
+    assert (initial["smtp_host"], initial["smtp_port"]) == ("smtp.ecole.test", 465)
+    assert initial["username"] == "erin@ecole.test"

@@ -198,6 +198,11 @@ CELERY_BEAT_SCHEDULE = {
     "wake-snoozed": {"task": "mail.wake_snoozed", "schedule": 30.0},
     # Messages due (send later, retries) and any a killed worker left half-way.
     "send-due": {"task": "compose.send_due", "schedule": 30.0},
+    # What DNS says of the managed domains; DKIM keys move along their life from it.
+    "check-domains-dns": {
+        "task": "domains.check_all_domains",
+        "schedule": float(env_int("DNS_CHECK_INTERVAL", 3600, minimum=300)),
+    },
 }
 
 AUTH_USER_MODEL = "accounts.User"
@@ -256,6 +261,10 @@ if not MAIL_CA_FILE and not PRODUCTION and (DATA_DIR / "mail-ca.pem").exists():
     MAIL_CA_FILE = str(DATA_DIR / "mail-ca.pem")
 # host:port of a DNS server for account autoconfiguration (SRV lookups); default: the system's.
 AUTOCONFIG_DNS_SERVER = env_str("AUTOCONFIG_DNS_SERVER", "")
+# host:port of the DNS resolver the domains' health checks ask (default: the system's), and the
+# web host that serves autoconfig for them (proposed in the fixes DNS checks give).
+DNS_RESOLVER = env_str("DNS_RESOLVER", "")
+AUTOCONFIG_HOST = env_str("AUTOCONFIG_HOST", "")
 
 # Sending (compose/): the largest message a user may attach files up to (a domain's policy may
 # lower it), and how long transient SMTP failures are retried before the message goes back to

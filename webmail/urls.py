@@ -23,6 +23,8 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="account_login", query_string=True),
         name="admin-login",
     ),
+    # Courrier's own admin pages (the operations dashboard), before the admin's catch-all.
+    path("admin/courrier/", include("domains.urls")),
     path("admin/", admin.site.urls),
     path("mail/", include("mailboxes.urls")),
     path("mail/", include("mail.urls")),
