@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import formats, timezone
-from django.utils.html import escape, format_html, linebreaks
+from django.utils.html import escape, format_html, format_html_join, linebreaks
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -170,11 +170,11 @@ def _forwarded(message: Message) -> str:
         (_("Subject"), content.subject),
         (_("To"), ", ".join(address for _name, address in content.to)),
     ]
-    header = "".join(format_html("{}: {}<br>", label, value) for label, value in rows)
+    header = format_html_join("", "{}: {}<br>", rows)
     return format_html(
         "<p>---------- {} ----------<br>{}</p>{}",
         _("Forwarded message"),
-        format_html(header),
+        header,
         linebreaks(content.body_text),
     )
 
@@ -218,11 +218,14 @@ def save(
     locked = Draft.objects.select_for_update().get(pk=draft.pk)
     if locked.state != Draft.State.DRAFT:
         raise NotEditable
-    if account is not None and account.pk != locked.account_id:
+    if account is not None and identity is None:
+        # The account's own sender (its default identity, if any): also how one switches
+        # back from an alias.
         locked.account = account
         name, address, identity_found = sender_of(locked.user, account)
         locked.from_name, locked.from_email, locked.identity = name, address, identity_found
     if identity is not None:
+        locked.account = identity.account
         locked.identity = identity
         locked.from_name, locked.from_email = identity.name, identity.email
     locked.to, locked.cc, locked.bcc = to, cc, bcc
@@ -319,12 +322,18 @@ def attach(draft: Draft, upload: UploadedFile) -> DraftAttachment:
     if draft.state != Draft.State.DRAFT:
         raise NotEditable
     total = draft.attachments.aggregate(total=Sum("size"))["total"] or 0
-    if total + (upload.size or 0) > attachment_limit(draft):
-        raise Problem("attachment", too_large_message(attachment_limit(draft)))
-    data = upload.read()
-    name = mime_out.check_header_text((upload.name or "attachment").replace("\r", " "), "name")
-    return _store_attachment(
-        draft, name[:255], upload.content_type or "application/octet-stream", data
+    limit = attachment_limit(draft)
+    if total + (upload.size or 0) > limit:
+        raise Problem("attachment", too_large_message(limit))
+    name = re.sub(r"[\r\n\x00]", " ", upload.name or "attachment")[:255]
+    # Streamed to storage in chunks, never read whole into memory.
+    path = default_storage.save(f"drafts/{draft.user_id}/{draft.pk}/attachment", upload)
+    return DraftAttachment.objects.create(
+        draft=draft,
+        path=path,
+        filename=name,
+        content_type=(upload.content_type or "application/octet-stream")[:255],
+        size=upload.size or default_storage.size(path),
     )
 
 
@@ -340,6 +349,14 @@ def _store_attachment(draft: Draft, name: str, content_type: str, data: bytes) -
     return DraftAttachment.objects.create(
         draft=draft, path=path, filename=safe_name, content_type=content_type[:255], size=len(data)
     )
+
+
+def forget_empty_drafts(older_than: timedelta = timedelta(days=1)) -> int:
+    """Drafts opened and never written in (version 0) are dropped after a day."""
+    deleted, _ = Draft.objects.filter(
+        state=Draft.State.DRAFT, version=0, created_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted
 
 
 def remove_attachment(draft: Draft, attachment_id: int) -> bool:
@@ -413,22 +430,7 @@ def push_to_server(draft_id: int) -> bool:
 
 def _lenient(draft: Draft) -> mime_out.Outgoing:
     """The draft as a message even with half-typed recipients (they are left out)."""
-    message = outgoing(draft)
-
-    def usable(text: str, name: str) -> list[tuple[str, str]]:
-        try:
-            return mime_out.parse_recipients(text, name)
-        except ValueError:
-            return []
-
-    return mime_out.Outgoing(
-        **{
-            **message.__dict__,
-            "to": usable(draft.to, "to"),
-            "cc": usable(draft.cc, "cc"),
-            "bcc": (),
-        }
-    )
+    return outgoing(draft, lenient=True)
 
 
 def _appended_uid(response: bytes) -> tuple[int | None, int | None]:

@@ -97,8 +97,20 @@ def _held(draft: Draft, token: str) -> QuerySet[Draft]:
 # Freezing ---------------------------------------------------------------------------------------
 
 
-def outgoing(draft: Draft, *, with_attachments: bool = True) -> mime_out.Outgoing:
-    """The message as mailcore.compose builds it. Raises BadAddress / HeaderInjection."""
+def outgoing(
+    draft: Draft, *, with_attachments: bool = True, lenient: bool = False
+) -> mime_out.Outgoing:
+    """The message as mailcore.compose builds it. Raises BadAddress / HeaderInjection, except
+    that a `lenient` build (the IMAP Drafts copy) leaves out recipients it cannot read."""
+
+    def recipients(text: str, name: str) -> list[tuple[str, str]]:
+        try:
+            return mime_out.parse_recipients(text, name)
+        except ValueError:
+            if lenient:
+                return []
+            raise
+
     attachments = []
     for attachment in draft.attachments.all() if with_attachments else ():
         with default_storage.open(attachment.path, "rb") as file:
@@ -116,9 +128,9 @@ def outgoing(draft: Draft, *, with_attachments: bool = True) -> mime_out.Outgoin
         from_name=draft.from_name,
         message_id=draft.message_id,
         date=timezone.now(),
-        to=mime_out.parse_recipients(draft.to, "to"),
-        cc=mime_out.parse_recipients(draft.cc, "cc"),
-        bcc=mime_out.parse_recipients(draft.bcc, "bcc"),
+        to=recipients(draft.to, "to"),
+        cc=recipients(draft.cc, "cc"),
+        bcc=[] if lenient else recipients(draft.bcc, "bcc"),
         subject=draft.subject,
         text=draft.text,
         html=draft.html or None,

@@ -16,6 +16,7 @@ def send_due() -> None:
     """The scheduler's pass: what is due, what a killed worker abandoned, what is not filed."""
     for draft_id in sending.due_ids():
         send_draft.delay(draft_id)
+    drafts.forget_empty_drafts()
 
 
 @shared_task(name="compose.save_draft_on_server")

@@ -92,16 +92,34 @@ def parse_recipients(text: str, field_name: str) -> list[tuple[str, str]]:
     addresses, each "Name <address>" or a bare address. Raises BadAddress or HeaderInjection."""
     check_header_text(text, field_name)
     found: list[tuple[str, str]] = []
-    for name, address in email.utils.getaddresses([text.replace(";", ",")]):
-        if not name and not address:
-            continue
+    for piece in _split_addresses(text):
+        name, address = email.utils.parseaddr(piece)
         address = address.strip()
         if not _ADDRESS.fullmatch(address):
-            raise BadAddress(name or address or text, field_name)
+            raise BadAddress(piece.strip(), field_name)
         found.append((name.strip(), address))
     if len(found) > MAX_RECIPIENTS:
         raise BadAddress(text[:80], field_name)
     return found
+
+
+def _split_addresses(text: str) -> list[str]:
+    """The non-blank pieces between commas and semicolons outside quotes and angle brackets."""
+    pieces, current, quoted, angled = [], [], False, False
+    for char in text:
+        if char == '"' and not angled:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        elif char in ",;" and not quoted and not angled:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current))
+    return [piece for piece in pieces if piece.strip()]
 
 
 def _idna_address(name: str, address: str, field_name: str) -> Address:

@@ -128,3 +128,13 @@ def test_a_forwarded_message_is_attached_whole() -> None:
 
     assert attached.get_content_type() == "message/rfc822"
     assert attached.get_content()["Subject"] == "Original"
+
+
+def test_a_half_typed_address_among_good_ones_is_reported_not_dropped() -> None:
+    with pytest.raises(BadAddress) as refused:
+        parse_recipients("bob@courrier.test, carol@", "to")
+    assert refused.value.text == "carol@"
+    assert parse_recipients('"Martin, Élodie" <e@ecole.test>; x@y.test', "cc") == [
+        ("Martin, Élodie", "e@ecole.test"),
+        ("", "x@y.test"),
+    ]

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "core.middleware.RetryAfterMiddleware",
+    "mail.middleware.ResetTimezoneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -269,6 +270,8 @@ AUTOCONFIG_HOST = env_str("AUTOCONFIG_HOST", "")
 # Sending (compose/): the largest message a user may attach files up to (a domain's policy may
 # lower it), and how long transient SMTP failures are retried before the message goes back to
 # the user's drafts with the reason.
+# A draft's text may be long (the editor allows a million characters): room for it, in UTF-8.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 MAX_ATTACHMENTS_BYTES = env_int("MAX_ATTACHMENTS_BYTES", 25 * 1024 * 1024, minimum=1024)
 SEND_RETRY_SECONDS = env_int("SEND_RETRY_SECONDS", 2 * 3600, minimum=60)
 
