@@ -89,9 +89,7 @@ class Snooze(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint("user", "conversation", name="mail_snooze_unique")
-        ]
+        constraints = [models.UniqueConstraint("user", "conversation", name="mail_snooze_unique")]
 
     def __str__(self) -> str:
         return f"snoozed until {self.until:%Y-%m-%d %H:%M}"

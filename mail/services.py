@@ -97,8 +97,12 @@ def apply(
         doomed = chosen.filter(folder__role__in=HIDDEN).values_list("pk", flat=True)
         return actions.expunge_messages(user, list(doomed)), None
     if action == Action.ARCHIVE:
-        moving = chosen.filter(folder__role=Folder.Role.INBOX)
-        return _move_by_role(user, moving, Folder.Role.ARCHIVE)
+        # From a folder: its copies (Junk, Trash or one of the user's); else the Inbox ones.
+        if view.kind == "folder":
+            moving = chosen.filter(folder=view.folder)
+        else:
+            moving = chosen.filter(folder__role=Folder.Role.INBOX)
+        return _move_by_role(user, moving.exclude(folder__role=Folder.Role.ARCHIVE), "archive")
     trash, junk, inbox = Folder.Role.TRASH, Folder.Role.JUNK, Folder.Role.INBOX
     if action == Action.DELETE:
         return _move_by_role(user, chosen.exclude(folder__role=trash), trash)

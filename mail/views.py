@@ -104,6 +104,7 @@ def _list(
             return HttpResponseBadRequest(_("This page link is not valid."))
         cursor = form.cleaned_data["after"]
     prefs = services.preferences(user)  # type: ignore[arg-type]
+    version = live.version(user.pk)  # before the page: a change in between is not lost
     page = listing.page(
         user,  # type: ignore[arg-type]
         view,
@@ -119,12 +120,13 @@ def _list(
         "error": error or (form_errors and _("This search cannot be read.")),
         "query": view.query,
         "highlight": highlight_terms(view.tree) if view.tree is not None else [],
-        "version": live.version(user.pk),
+        "version": version,
     }
-    if request.htmx and request.GET.get("after"):  # type: ignore[attr-defined]
+    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
+    if request.htmx and target != "mail-list" and request.GET.get("after"):  # type: ignore[attr-defined]
         return render(request, "mail/list_rows.html", context)
     context.update(_shell(request, view, prefs))
-    if request.htmx and request.htmx.target == "mail-list":  # type: ignore[attr-defined]
+    if target == "mail-list":
         return render(request, "mail/list_panel.html", context)
     return render(request, "mail/list.html", context)
 
@@ -143,10 +145,14 @@ def _shell(request: HttpRequest, view: View, prefs: Preferences | None = None) -
     sidebar = listing.sidebar(request.user)  # type: ignore[arg-type]
     prefs = prefs or services.preferences(request.user)  # type: ignore[arg-type]
     timezone.activate(prefs.time_zone)
+    undo_id = request.session.pop("mail-undo", None)  # left by an action without JS
     return {
         "sidebar": sidebar,
         "view": view,
         "prefs": prefs,
+        "pending_undo": UndoableAction.objects.filter(pk=undo_id, user=request.user).first()
+        if undo_id
+        else None,
         "move_targets": [
             (entry.account, [f for f in entry.folders if f.folder.role != Folder.Role.DRAFTS])
             for entry in sidebar.accounts
@@ -168,7 +174,9 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
         )
     except QueryError:
         view = View("inbox")
+    version = live.version(user.pk)
     found, shown = listing.conversation(user, conversation_id)  # type: ignore[arg-type]
+    unread_ids = {item.message.pk for item in shown if not item.message.seen}
     unread = [pk for item in shown for pk in item.ids if not item.message.seen]
     if unread:
         services.mark_read(user, unread)  # type: ignore[arg-type]
@@ -180,7 +188,8 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
         "last": shown[-1],
         "back_url": _back_url(view),
         "all_ids": [pk for item in shown for pk in item.ids],
-        "version": live.version(user.pk),
+        "unread_ids": unread_ids,  # opened on the page, as they were unread
+        "version": version,
     }
     context.update(_shell(request, view))
     return render(request, "mail/conversation.html", context)
@@ -365,6 +374,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 )
             return response
         messages.error(request, _("Please correct the errors below."))
-    context = {"form": form}
+    context = {"form": form, "version": live.version(request.user.pk)}
     context.update(_shell(request, View("inbox"), prefs))
+    context["view"] = None  # no folder is the current page here
     return render(request, "mail/settings.html", context)

@@ -285,9 +285,7 @@ class Keyword(models.Model):
     name = models.CharField(max_length=255)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint("account", "name", name="mailboxes_keyword_unique")
-        ]
+        constraints = [models.UniqueConstraint("account", "name", name="mailboxes_keyword_unique")]
 
     def __str__(self) -> str:
         return self.name

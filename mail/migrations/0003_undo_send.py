@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0002_snooze'),
+        ("mail", "0002_snooze"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='preferences',
-            name='undo_send_seconds',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'no delay'), (5, '5 s'), (10, '10 s'), (20, '20 s'), (30, '30 s')], default=10, verbose_name='undo send for'),
+            model_name="preferences",
+            name="undo_send_seconds",
+            field=models.PositiveSmallIntegerField(
+                choices=[(0, "no delay"), (5, "5 s"), (10, "10 s"), (20, "20 s"), (30, "30 s")],
+                default=10,
+                verbose_name="undo send for",
+            ),
         ),
     ]

@@ -69,3 +69,12 @@ def highlight(text: str, terms: list[str]) -> SafeString:
         position = end
     pieces.append(format_html("{}", text[position:]))
     return SafeString("".join(pieces))
+
+
+LABEL_COLOURS = 8
+
+
+@register.filter
+def label_colour(label: str) -> int:
+    """A stable colour (0 to 7) for a label, the same in every list and on every device."""
+    return sum(str(label).casefold().encode()) % LABEL_COLOURS

@@ -5,21 +5,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mailboxes', '0008_pending_action_message'),
+        ("mailboxes", "0008_pending_action_message"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Keyword',
+            name="Keyword",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='keywords', to='mailboxes.mailaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="keywords",
+                        to="mailboxes.mailaccount",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(models.F('account'), models.F('name'), name='mailboxes_keyword_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        models.F("account"), models.F("name"), name="mailboxes_keyword_unique"
+                    )
+                ],
             },
         ),
     ]
