@@ -339,7 +339,7 @@ def attach(draft: Draft, upload: UploadedFile) -> DraftAttachment:
 
 def too_large_message(limit: int) -> str:
     return _("Attachments can weigh %(size)s in all.") % {
-        "size": formats.number_format(limit / (1024 * 1024), 0) + " MB"
+        "size": _("%(number)s MB") % {"number": formats.number_format(limit / (1024 * 1024), 0)}
     }
 
 

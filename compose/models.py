@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from mailboxes.models import MailAccount, Message
 
@@ -41,7 +42,7 @@ class Draft(models.Model):
         SENDING = "sending", _("Sending")
         RETRYING = "retrying", _("Waiting to retry")
         ACCEPTED = "accepted", _("Accepted by the server")
-        DONE = "done", _("Sent")
+        DONE = "done", pgettext_lazy("outbox state", "Sent")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="drafts")
