@@ -144,10 +144,11 @@ class MailStack:
                 if name not in SPECIAL_FOLDERS:
                     client.delete_folder(name)
                     continue
-                client.select_folder(name)
-                uids = client.search(["ALL"])
-                if uids:
-                    client.delete_messages(uids)
+                selected = client.select_folder(name)
+                if selected.get(b"EXISTS"):
+                    # A range, not a list of UIDs: Dovecot refuses a command line as long as
+                    # the UIDs of a benchmark's hundred thousand messages.
+                    client.delete_messages("1:*", silent=True)
                     client.expunge()
 
 
