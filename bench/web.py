@@ -146,7 +146,7 @@ class Row:
 
 
 def run(command: list[str]) -> str:
-    # S603: fixed tools (the mailstack script, doveadm) with arguments built here.
+    # S603: fixed tools (the mailstack script, doveadm, git) with arguments built here.
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
@@ -201,6 +201,13 @@ def maildir_files(directory: Path) -> dict[str, Path]:
         for name in os.listdir(directory / sub):
             found[name.partition(":2,")[0]] = directory / sub / name
     return found
+
+
+def code_version() -> str:
+    """The commit measured, and whether the working tree differs from it."""
+    commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
+    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    return commit + (" with uncommitted changes" if dirty.strip() else "")
 
 
 def index_in_parallel(account_id: int, workers: int) -> int:
@@ -698,7 +705,9 @@ class Bench:
         }
         for number, item in enumerate(SEARCHES, 1):
             paths[f"search{number}"] = "/mail/search/?" + urlencode({"q": item.query})
-        with self.reading(account, conversations[:1]):
+        with self.reading(account, conversations[:2]):
+            # A first request on a new session writes the session's records: not measured.
+            self.get(client, f"/mail/conversation/{conversations[1]}/")
             for name, path in paths.items():
                 self.explain_and_profile_one(client, name, path)
 
@@ -709,11 +718,14 @@ class Bench:
         if self.args.explain:
             with CaptureQueriesContext(connection) as queries:
                 self.get(client, path)
+            say(f"\n--- {name}: {len(queries)} queries, ms (as the client saw them)")
+            for query in queries.captured_queries:
+                say(f"{float(query['time']) * 1000:7.1f}  {query['sql'][:150]}")
             slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
             with connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest["sql"])
                 plan = "\n".join(line for (line,) in cursor.fetchall())
-            say(f"\n--- {name}: slowest of {len(queries)} queries ({slowest['time']} s)")
+            say(f"\n--- {name}: the slowest, explained")
             say(slowest["sql"])
             say(plan)
         if self.args.profile:
@@ -829,6 +841,7 @@ class Bench:
     def print_table(self) -> None:
         self.load.append(os.getloadavg()[0])
         say("")
+        say(f"{time.strftime('%Y-%m-%d %H:%M')}, code at {code_version()}")
         say(
             f"{self.args.messages} messages (Inbox {self.counts['INBOX']}), seed"
             f" {self.args.seed}, Courrier on PostgreSQL; ms per request: {self.args.requests}"
