@@ -11,12 +11,13 @@ Redis on 127.0.0.1:6379 (database 10, which must be empty):
 It fills bench@courrier.test's mailbox in the loopback Dovecot with a generated mailbox
 (`mailcore/samples.py`, Maildir files written in place, then `doveadm force-resync`), loads the
 same messages into a throwaway PostgreSQL database through the sync's own storing code (without
-IMAP: the bytes come from Dovecot's Maildir, the UIDs from its uidlist) and the indexer, checks
-the load with one real sync pass, then times, in this process, with Django's test client and a
-signed-in user: the Inbox page, conversations, and three searches, 200 requests each after 10
-warm-ups. The same list, message and searches are then done directly on Dovecot over IMAPS, as
-Roundcube does, on a kept connection and on a fresh one per request. One table: medians, p95,
-query counts, against the targets. See bench/README.md. Never run by the tests.
+IMAP: the bytes come from Dovecot's Maildir files, hard-linked aside first, the UIDs from its
+uidlist) and the indexer, checks the load with one real sync pass, then times, in this process,
+with Django's test client and a signed-in user: the Inbox page, conversations, and three
+searches, 200 requests each after 10 warm-ups. The same list, message and searches are then
+done directly on Dovecot over IMAPS, as Roundcube does, on a kept connection and on a fresh one
+per request. One table: medians, p95, query counts, against the targets. See bench/README.md
+("The web benchmark"). Never run by the tests.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ LIST_ITEMS = [
     "INTERNALDATE",
     "BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE CONTENT-TYPE)]",
 ]
-# Roundcube's "With attachment" quick filter (program/actions/mail/search.php).
+# Roundcube's "With attachment" filter (the option's value in its search filter menu).
 ATTACHMENT = [
     "OR",
     "OR",
