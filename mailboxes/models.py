@@ -67,6 +67,9 @@ class MailAccount(models.Model):
     # A lease, not a lock: a crashed worker's claim runs out and another may sync.
     sync_lease_until = models.DateTimeField(null=True, blank=True)
     sync_lease_token = models.CharField(max_length=32, blank=True)
+    # Set by a sync that found the lease taken: the holder makes one more pass before it lets go,
+    # so a change noticed meanwhile (IMAP push) is not left for the periodic pass.
+    sync_again = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = _("mail account")

@@ -52,6 +52,7 @@ BATCH_SIZE = 250
 BATCH_BYTES = 16 * 1024 * 1024  # and no more bytes than this per batch (one message may be more)
 MAX_MESSAGE = 50 * 1024 * 1024  # larger messages are kept as their header only
 LEASE = timedelta(minutes=5)
+MAX_PASSES = 3  # one pass, and up to two more when a sync was asked for meanwhile
 
 SPECIAL_USE_ROLES = {
     b"\\Sent": Folder.Role.SENT,
@@ -148,9 +149,11 @@ def lease(account: MailAccount) -> Iterator[str]:
     claimed = (
         MailAccount.objects.filter(pk=account.pk)
         .filter(Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lt=now))
-        .update(sync_lease_until=now + LEASE, sync_lease_token=token)
+        # A pass starting now covers whatever was asked before it.
+        .update(sync_lease_until=now + LEASE, sync_lease_token=token, sync_again=False)
     )
     if not claimed:
+        MailAccount.objects.filter(pk=account.pk).update(sync_again=True)
         raise AlreadySyncing(account.pk)
     try:
         yield token
@@ -193,23 +196,11 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
                 server_settings(account), ca_file=settings.MAIL_CA_FILE or None
             )
         try:
-            report.pushed = push_pending_actions(client, account)
-            statuses: dict[str, dict[bytes, int]] = {}
-            if b"LIST-STATUS" in client.capabilities():
-                # One round trip for every folder's list entry, subscription and STATUS.
-                listed = list_with_status(client)
-                statuses = {name: status for _flags, _delim, name, status in listed}
-                folders = refresh_folders(
-                    client, account, [(flags, delim, name) for flags, delim, name, _s in listed]
-                )
-            else:
-                folders = refresh_folders(client, account)
-            keeper = LeaseKeeper(account, token)
-            for folder in folders:
-                if folder.selectable:
-                    sync_folder(client, folder, report, statuses.get(folder.name), keeper)
-                keeper.tick()
-                report.folders += 1
+            for _pass in range(MAX_PASSES):
+                _one_pass(client, account, token, report)
+                asked = MailAccount.objects.filter(pk=account.pk, sync_again=True)
+                if not asked.update(sync_again=False):
+                    break  # nobody asked for more while this pass ran
         finally:
             if own_client:
                 try:
@@ -217,6 +208,27 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
                 except Exception:
                     logger.debug("LOGOUT failed", exc_info=True)
     return report
+
+
+def _one_pass(client: IMAPClient, account: MailAccount, token: str, report: SyncReport) -> None:
+    report.pushed += push_pending_actions(client, account)
+    statuses: dict[str, dict[bytes, int]] = {}
+    if b"LIST-STATUS" in client.capabilities():
+        # One round trip for every folder's list entry, subscription and STATUS.
+        listed = list_with_status(client)
+        statuses = {name: status for _flags, _delim, name, status in listed}
+        folders = refresh_folders(
+            client, account, [(flags, delim, name) for flags, delim, name, _s in listed]
+        )
+    else:
+        folders = refresh_folders(client, account)
+    keeper = LeaseKeeper(account, token)
+    report.folders = report.unchanged_folders = 0  # the last pass's figures
+    for folder in folders:
+        if folder.selectable:
+            sync_folder(client, folder, report, statuses.get(folder.name), keeper)
+        keeper.tick()
+        report.folders += 1
 
 
 def guess_role(name: str, flags: Iterable[bytes], delimiter: str) -> str:

@@ -213,6 +213,31 @@ def test_later_batches_are_bounded_in_bytes_as_well_as_in_messages(
     assert all(sum(sizes) <= 1000 for sizes in batches[1:])
 
 
+def test_a_sync_asked_for_while_another_runs_gets_one_more_pass_from_it(
+    account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Push notices new mail while a sync is past the Inbox: the refused sync leaves a request
+    that the running one honours before letting go, not the periodic pass minutes later."""
+    server.append("INBOX", sample(1))
+    original = sync.sync_folder
+    refused = []
+
+    def meanwhile(client: IMAPClient, folder: Folder, *args: Any, **kwargs: Any) -> None:
+        original(client, folder, *args, **kwargs)
+        if folder.role == Folder.Role.INBOX and not refused:
+            server.append("INBOX", sample(2, "Arrivé pendant la synchronisation"))
+            with pytest.raises(sync.AlreadySyncing):
+                sync.sync_account(account)  # what the IDLE listener's task does now
+            refused.append(True)
+
+    monkeypatch.setattr(sync, "sync_folder", meanwhile)
+    report = sync.sync_account(account)
+
+    assert report.fetched == 2
+    assert subjects(inbox(account)) == ["Arrivé pendant la synchronisation 2", "Message 1"]
+    assert not MailAccount.objects.get(pk=account.pk).sync_again
+
+
 def test_two_syncs_of_one_account_never_overlap(account: MailAccount) -> None:
     with sync.lease(account), pytest.raises(sync.AlreadySyncing):
         sync.sync_account(account)

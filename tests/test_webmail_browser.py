@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from accounts.models import User
-from mailboxes import idle, indexing, live, sync
+from mailboxes import idle, indexing, services, sync
 from mailboxes.models import MailAccount
 from tests.conftest import CAROL, PASSWORD
 from tests.mailstack import MailStack
@@ -86,17 +86,8 @@ def push_listener(account: MailAccount, stop: threading.Event) -> threading.Thre
     ready = threading.Event()
 
     def on_change(account_id: int) -> None:
-        # A sync started by the page's own action may still hold the account's lease: try
-        # again shortly, as the task's retry would, rather than wait for the periodic pass.
         try:
-            for _attempt in range(20):
-                try:
-                    sync.sync_account(MailAccount.objects.get(pk=account_id))
-                except sync.AlreadySyncing:
-                    stop.wait(0.5)
-                    continue
-                live.bump(account.user_id)
-                return
+            services.run_sync(account_id)
         finally:
             connection.close()  # this thread's own connection, or teardown waits for it
 
