@@ -4,7 +4,7 @@ Run by hand, as root, with the test mail stack's packages and PostgreSQL on 127.
 
     .venv/bin/python bench/sync.py --messages 2000 [--folders 10] [--keep] [--sqlite]
 
-It fills bench@courrier.test's mailbox in the loopback Dovecot with a generated mailbox
+It fills syncbench@courrier.test's mailbox in the loopback Dovecot with a generated mailbox
 (`mailcore/samples.py`: Maildir files written in place, then `doveadm force-resync`), syncs it with
 `mailboxes.sync.sync_account` in a worker process (`bench/sync_worker.py`) on a throwaway
 database, then with mbsync into a throwaway Maildir, and prints one table: full sync, first
@@ -43,7 +43,7 @@ from tests.mailstack import MailStack, parse_env  # noqa: E402
 if TYPE_CHECKING:
     from mailboxes.models import MailAccount
 
-BOB = "bench@courrier.test"  # its own mailbox: tests use the others
+BOB = "syncbench@courrier.test"  # its own mailbox: tests and the other benchmarks use others
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 MAILSTACK = REPO / "mailstack" / "mailstack"
 WORKER = REPO / "bench" / "sync_worker.py"
@@ -57,6 +57,7 @@ class Figures:
     """One engine's results; None where it was not measured."""
 
     full_seconds: float | None = None
+    cpu_seconds: float | None = None  # user + system of the syncing process, during the full sync
     index_seconds: float | None = None  # Courrier: parsing the bodies after the full sync
     index_peak_mb: float | None = None
     first_screen_seconds: float | None = None
@@ -110,12 +111,13 @@ def run_timed(command: list[str], log: IO[str], probe: Probe | None = None) -> t
 
 
 def with_peak_rss(command: list[str], output: Path) -> list[str]:
-    """The command under GNU time, which writes its peak RSS (KB) to `output`.
+    """The command under GNU time, which writes its peak RSS (KB) and CPU seconds (user, system)
+    to `output`.
 
     Not wait4()/RUSAGE_CHILDREN here: Linux carries ru_maxrss over fork and exec, so any child
     of this ~100 MB Python process would report at least ~100 MB. GNU time is a small C parent.
     """
-    return ["/usr/bin/time", "-f", "%M", "-o", str(output), *command]
+    return ["/usr/bin/time", "-f", "%M %U %S", "-o", str(output), *command]
 
 
 class Worker:
@@ -429,6 +431,7 @@ class Bench:
         worker.close()
         figures = self.courrier
         figures.full_seconds = result["seconds"]
+        figures.cpu_seconds = result["cpu_seconds"]
         figures.index_seconds = indexed["seconds"]
         figures.index_peak_mb = indexed["maxrss_kb"] / 1024
         if probe.found_at is not None:
@@ -567,7 +570,9 @@ SyncState *
         if status != 0:
             raise SystemExit(f"mbsync failed ({status}), see {log.name}")
         figures.full_seconds = seconds
-        figures.peak_mb = int(rss_file.read_text().split()[-1]) / 1024
+        peak_kb, user, system = rss_file.read_text().split()[-3:]
+        figures.peak_mb = int(peak_kb) / 1024
+        figures.cpu_seconds = float(user) + float(system)
         if probe.found_at is not None:
             figures.first_screen_seconds = probe.found_at - started
         stored = sum(1 for _path in maildir_files(maildir))
@@ -615,6 +620,14 @@ SyncState *
                 True,
             ),
             ("  messages per second", rate_c, rate_m, "", None, False),
+            (
+                "  CPU of the syncing process (s)",
+                courrier.cpu_seconds,
+                mbsync.cpu_seconds,
+                "",
+                None,
+                True,
+            ),
             ("then bodies indexed (s)", courrier.index_seconds, None, "", None, True),
             (
                 "  full sync + indexing (s)",

@@ -14,7 +14,8 @@ one a line:
 
 Each answer is a JSON line: when the pass started (``time.monotonic()``, comparable across
 processes on Linux), how long it took, the `SyncReport` counts, and the peak RSS so far
-(VmHWM). With
+(VmHWM), and the CPU time the pass took in this process (user and system, all threads).
+With
 ``--profile FILE`` the ``full`` command runs under cProfile and the stats go to FILE.
 """
 
@@ -63,17 +64,20 @@ def answer(values: dict[str, Any]) -> None:
 
 def run(account: MailAccount, client: IMAPClient | None, profile: Path | None) -> dict[str, Any]:
     profiler = cProfile.Profile() if profile else None
+    cpu_started = time.process_time()  # every thread of the process
     started = time.monotonic()
     if profiler is not None:
         report = profiler.runcall(sync.sync_account, account, client)
     else:
         report = sync.sync_account(account, client)
     seconds = time.monotonic() - started
+    cpu_seconds = time.process_time() - cpu_started
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
     return {
         "started": started,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "folders": report.folders,
         "unchanged_folders": report.unchanged_folders,
         "fetched": report.fetched,

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from compose.models import Draft, DraftAttachment, Identity
 from compose.sending import new_message_id, outgoing
+from mailboxes import rawstore
 from mailboxes.models import Folder, MailAccount, Message
 from mailboxes.sync import server_settings
 from mailcore import compose as mime_out
@@ -182,8 +183,9 @@ def _forwarded(message: Message) -> str:
 def _carry_attachments(draft: Draft, message: Message) -> None:
     """A forward keeps the original's attachments."""
     try:
-        with default_storage.open(message.content.raw_path, "rb") as file:
-            parsed = email.message_from_bytes(file.read(), policy=email.policy.default)
+        parsed = email.message_from_bytes(
+            rawstore.read(message.content), policy=email.policy.default
+        )
     except OSError:
         return
     for part in parsed.iter_attachments():  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from compose import dkim
 from compose.models import Contact, Draft
-from mailboxes import live
+from mailboxes import live, rawstore
 from mailboxes.models import Folder, MailAccount
 from mailboxes.sync import outgoing_settings, server_settings
 from mailcore import compose as mime_out
@@ -119,8 +119,7 @@ def outgoing(
     if with_attachments and draft.forwarding_id and draft.forward_as_attachment:
         original = draft.forwarding
         if original is not None:
-            with default_storage.open(original.content.raw_path, "rb") as file:
-                data = file.read()
+            data = rawstore.read(original.content)
             name = (original.content.subject or "message")[:120] + ".eml"
             attachments.append(mime_out.Attachment(name, "message/rfc822", data, True))
     return mime_out.Outgoing(

@@ -26,13 +26,13 @@ from typing import Any
 
 from django.core import signing
 from django.core.cache import cache
-from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from mail import proxy
+from mailboxes import rawstore
 from mailboxes.models import Message, MessageContent
 from mailcore import mime
 from mailcore.sanitize import sanitize_html, strip_tracking_params
@@ -164,8 +164,7 @@ def render_body(message: Message, *, images: bool) -> RenderedBody:
 
 def read_raw(content: MessageContent) -> bytes | None:
     try:
-        with default_storage.open(content.raw_path, "rb") as file:
-            return bytes(file.read())
+        return rawstore.read(content)
     except OSError:
         return None
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
+from mailboxes import rawstore
 from mailboxes.models import MailAccount, MessageContent
 from mailboxes.search import search_text_for
 from mailcore.mime import parse_message
@@ -69,8 +69,7 @@ def _claim(account: MailAccount, size: int) -> list[MessageContent]:
 
 def _index(content: MessageContent, report: IndexReport) -> None:
     try:
-        with default_storage.open(content.raw_path, "rb") as file:
-            raw = file.read()
+        raw = rawstore.read(content)
     except OSError:
         # Nothing to parse: keep the header fields, say so, and do not try again.
         logger.warning("raw bytes of content %s are missing", content.pk)

@@ -155,11 +155,15 @@ class Conversation(models.Model):
 
 class MessageContent(models.Model):
     """One message's bytes and what was parsed from them, stored once per account however many
-    folders hold a copy. The raw bytes live in Django's storage (``raw_path``), not in a row."""
+    folders hold a copy. The raw bytes live in Django's storage (``mailboxes.rawstore``), not in a
+    row."""
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="contents")
     sha256 = models.CharField(max_length=64)
     raw_path = models.CharField(max_length=300)
+    # Where the message starts in a pack of messages (mailboxes.rawstore); null: the file at
+    # raw_path holds this message alone.
+    raw_offset = models.BigIntegerField(null=True, blank=True)
     size = models.PositiveIntegerField()
 
     message_id = models.CharField(max_length=995, blank=True, db_index=True)

@@ -21,21 +21,21 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from mailboxes import bulk, rawstore
 from mailboxes.actions import record_keywords
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
@@ -527,9 +527,29 @@ def _fetch_and_store(
 ) -> None:
     """Fetch and store `uids` in the order given, in batches committed one by one.
 
+    The next batch is fetched while this one is stored: the connection is used by that other
+    thread alone until the last batch is in, and the database by this one.
+    """
+    # Closed before anything else may use the connection, an exception here included.
+    with closing(_read_ahead(_fetch_batches(client, uids, condstore, report))) as batches:
+        for batch, fetched in batches:
+            with transaction.atomic():
+                _store_batch(folder, fetched, report)
+                folder.synced_down_to_uid = min(batch)
+                folder.save(update_fields=["synced_down_to_uid"])
+            if keeper is not None:
+                keeper.tick()
+
+
+def _fetch_batches(
+    client: IMAPClient, uids: Sequence[int], condstore: bool, report: SyncReport
+) -> Iterator[tuple[list[int], dict[int, dict[bytes, Any]]]]:
+    """The messages of `uids` in batches: each batch's UIDs and what FETCH returned for them.
+
     The first batch is small, so that the newest messages show at once; later ones are bigger
     (fewer round trips and statements) but bounded in bytes as well as in messages. Sizes come
-    first: one huge message must not take the worker's memory with it.
+    first: one huge message must not take the worker's memory with it. No database access here:
+    this runs in `_read_ahead`'s thread.
     """
     items = ["FLAGS", "BODY.PEEK[]"] + (["MODSEQ"] if condstore else [])
     header_items = ["FLAGS", "BODY.PEEK[HEADER]"] + (["MODSEQ"] if condstore else [])
@@ -567,14 +587,27 @@ def _fetch_and_store(
                 )
                 fetched[uid] = data
                 report.warnings.append(f"{uid}:too-large:{sizes[uid]}")
-        with transaction.atomic():
-            _store_batch(folder, fetched, report)
-            folder.synced_down_to_uid = min(batch)
-            folder.save(update_fields=["synced_down_to_uid"])
         for uid in batch:
             sizes.pop(uid, None)
-        if keeper is not None:
-            keeper.tick()
+        yield batch, fetched
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """What `items` yields, the next item produced in another thread while this one is used.
+
+    The thread spends most of its time waiting on the server's bytes, with the GIL released.
+    An exception raised producing an item is raised here when that item is asked for; if the
+    caller stops early, the item being produced is finished first (the connection is left
+    between commands), then dropped.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-fetch") as pool:
+        coming = pool.submit(next, items, _END)
+        while (item := coming.result()) is not _END:
+            coming = pool.submit(next, items, _END)
+            yield item
 
 
 def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: SyncReport) -> None:
@@ -594,8 +627,7 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
     new = {shas[uid]: bodies[uid] for uid in sorted(bodies, reverse=True)}
     for sha in contents:
         new.pop(sha, None)
-    built = [build_content(account, raw, sha) for sha, raw in new.items()]
-    contents.update(insert_contents(account, built))
+    contents.update(insert_contents(account, build_contents(account, new)))
     copies = []
     for uid in sorted(bodies, reverse=True):
         content = contents[shas[uid]]
@@ -619,8 +651,13 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
             )
         )
         report.warnings.extend(f"{uid}:{warning}" for warning in content.parse_warnings[:3])
-    # ignore_conflicts: a copy stored meanwhile by another writer is simply already there.
-    Message.objects.bulk_create(copies, ignore_conflicts=True)
+    try:
+        with transaction.atomic():
+            bulk.insert(copies)
+    except IntegrityError:
+        # A copy stored meanwhile by another writer (a Sent copy filed by compose, say) is
+        # simply already there.
+        Message.objects.bulk_create(copies, ignore_conflicts=True)
     record_keywords({(account.pk, k) for copy in copies for k in copy.keywords})
     report.fetched += len(copies)
 
@@ -648,32 +685,39 @@ def store_content(account: MailAccount, raw: bytes) -> MessageContent:
     """The account's stored copy of these bytes, parsed and written once (one message)."""
     sha = hashlib.sha256(raw).hexdigest()
     existing = MessageContent.objects.filter(account=account, sha256=sha).first()
-    return existing or insert_contents(account, [build_content(account, raw, sha)])[sha]
+    if existing:
+        return existing
+    content = build_content(account, raw, sha, rawstore.write_one(account, raw, sha))
+    return insert_contents(account, [content])[sha]
 
 
-def build_content(account: MailAccount, raw: bytes, sha: str) -> MessageContent:
-    """The bytes written to storage and their header fields, in an unsaved row.
+def build_contents(account: MailAccount, raws: Mapping[str, bytes]) -> list[MessageContent]:
+    """Unsaved rows for a batch of new messages (by hash), their bytes written in one pack."""
+    if not raws:
+        return []
+    path, offsets = rawstore.write_pack(account, list(raws.values()))
+    return [
+        build_content(account, raw, sha, path, offset)
+        for (sha, raw), offset in zip(raws.items(), offsets, strict=True)
+    ]
+
+
+def build_content(
+    account: MailAccount, raw: bytes, sha: str, path: str, offset: int | None = None
+) -> MessageContent:
+    """An unsaved row for bytes already in storage, with their header fields.
 
     Only the header is parsed here: that is what the message list and threading need, at a
     tenth of a full parse. The body (text, snippet, attachments, the rest of the search text)
-    is parsed afterwards by mailboxes.indexing, off the sync's path.
+    is parsed afterwards by mailboxes.indexing, off the sync's path. The bytes are written
+    before the row is inserted: a crash leaves at worst a file no row points to, never a row
+    without its bytes.
     """
-    path = write_raw(account, raw, sha)
-    content = MessageContent(account=account, sha256=sha, raw_path=path, size=len(raw))
+    content = MessageContent(
+        account=account, sha256=sha, raw_path=path, raw_offset=offset, size=len(raw)
+    )
     apply_headers(content, parse_headers(raw))
     return content
-
-
-def write_raw(account: MailAccount, raw: bytes, sha: str) -> str:
-    """Store the bytes once per account and hash; returns their storage path.
-
-    Called before the row is inserted: a crash leaves at worst an orphan file that the next
-    attempt reuses, never a row without its bytes.
-    """
-    path = f"mail/{account.pk}/{sha[:2]}/{sha}.eml"
-    if default_storage.exists(path):
-        return path
-    return default_storage.save(path, ContentFile(raw))
 
 
 def apply_headers(content: MessageContent, parsed: ParsedMessage) -> None:
@@ -709,7 +753,7 @@ def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[s
     store.create_threads()
     try:
         with transaction.atomic():
-            MessageContent.objects.bulk_create(batch)
+            bulk.insert(batch, set_ids=True)
     except IntegrityError:
         # Some were stored meanwhile by another writer (the lease makes this rare): one by one.
         return {

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet
 
+from mailboxes import bulk
 from mailboxes.models import Conversation, MailAccount, MessageContent, Reference
 from mailcore import threads
 
@@ -192,10 +193,12 @@ def record_threads(batch: Sequence[MessageContent], references: dict[str, tuple[
     """Index an inserted batch for the messages to come (one INSERT of references) and move on
     the dates of the stored conversations that got newer mail (one query, then one UPDATE per
     conversation that needs it; those the batch started were created with theirs)."""
-    Reference.objects.bulk_create(
-        Reference(account_id=content.account_id, content=content, message_id=ref)
-        for content in batch
-        for ref in references[content.sha256]
+    bulk.insert(
+        [
+            Reference(account_id=content.account_id, content=content, message_id=ref)
+            for content in batch
+            for ref in references[content.sha256]
+        ]
     )
     latest: dict[int, MessageContent] = {}
     for content in batch:

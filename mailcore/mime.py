@@ -49,6 +49,7 @@ import functools
 import html as html_lib
 import re
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -133,6 +134,7 @@ _AUTH_HEADERS = frozenset(
         "arc-authentication-results",
     }
 )
+_READ_HEADERS = frozenset(_ONCE_ONLY) | _AUTH_HEADERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +247,7 @@ def html_to_text(html: str) -> str:
 
 def _parse_message(raw: bytes, warnings: _Warnings) -> ParsedMessage:
     root, body_readable = _parse_tree(raw, warnings)
-    header_fields = _header_fields(root, warnings)
+    header_fields = _header_fields(root.raw_items(), warnings)
 
     walker = _Walker(warnings)
     plain: list[str] = []
@@ -277,13 +279,46 @@ def _parse_message(raw: bytes, warnings: _Warnings) -> ParsedMessage:
 def _parse_headers(raw: bytes, warnings: _Warnings) -> ParsedMessage:
     # The header block alone: the parser reads headers up to the first line that is not one,
     # so cutting after the first blank line (or at the bound) gives the same headers.
-    end = _header_end(raw)
-    try:
-        root = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(raw[:end])
-    except _EMAIL_ERRORS:
-        warnings.add("parse-failed")
-        root = Message(policy=_POLICY)
-    return ParsedMessage(**_header_fields(root, warnings), size=len(raw), warnings=warnings.codes)
+    items = _header_items(raw[: _header_end(raw)], _read_header)
+    return ParsedMessage(**_header_fields(items, warnings), size=len(raw), warnings=warnings.codes)
+
+
+# What the stdlib's feedparser takes for a line, and for a header line or a continuation.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+
+
+def _header_items(
+    block: bytes, wanted: Callable[[str], bool] | None = None
+) -> list[tuple[str, str]]:
+    """The (name, raw value) pairs of a header block, exactly as ``BytesHeaderParser`` with this
+    module's policy stores them (feedparser's header rules, restated), at a third of its cost:
+    the sync parses every message's header this way. Tests compare the two on the corpus.
+
+    With `wanted`, only the fields whose lower-case name it accepts."""
+    lines = []
+    for line in _LINE.findall(block.decode("ascii", "surrogateescape")):
+        if not _HEADER_LINE.match(line):
+            break  # the blank line, or the first body line of a message without one
+        lines.append(line)
+    items: list[tuple[str, str]] = []
+    current: list[str] = []
+    for line in lines:
+        if line[0] in " \t":
+            if current:  # a continuation before any header is dropped
+                current.append(line)
+            continue
+        if current:
+            items.append(_POLICY.header_source_parse(current))
+            current = []
+        if line.startswith("From "):
+            continue  # the Unix envelope line, or a misplaced one: not a header
+        colon = line.find(":")
+        if colon > 0 and (wanted is None or wanted(line[:colon].strip().lower())):
+            current = [line]  # ":value" has no name and is dropped
+    if current:
+        items.append(_POLICY.header_source_parse(current))
+    return items
 
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -295,9 +330,9 @@ def _header_end(raw: bytes) -> int:
     return match.end() if match else min(len(raw), MAX_HEADER_BLOCK)
 
 
-def _header_fields(root: Message, warnings: _Warnings) -> dict[str, Any]:
-    """The ParsedMessage fields that come from the top-level headers."""
-    headers = _collect_headers(root, warnings)
+def _header_fields(items: Iterable[tuple[str, str]], warnings: _Warnings) -> dict[str, Any]:
+    """The ParsedMessage fields that come from the top-level headers' (name, raw value) pairs."""
+    headers = _collect_headers(items, warnings)
 
     def first(name: str) -> str | None:
         values = headers.get(name)
@@ -427,13 +462,17 @@ def _bounded_source(raw: bytes, warnings: _Warnings) -> bytes:
     return raw
 
 
-def _collect_headers(root: Message, warnings: _Warnings) -> dict[str, list[str]]:
+def _read_header(name: str) -> bool:
+    """Whether this module reads the header of this lower-case name."""
+    return name in _READ_HEADERS or name.startswith("arc-")
+
+
+def _collect_headers(items: Iterable[tuple[str, str]], warnings: _Warnings) -> dict[str, list[str]]:
     """Raw values of the headers this module reads, by lower-case name, in order."""
-    wanted = set(_ONCE_ONLY) | _AUTH_HEADERS
     headers: dict[str, list[str]] = {}
-    for name, value in root.raw_items():
+    for name, value in items:
         key = name.strip().lower()
-        if key in wanted or key.startswith("arc-"):
+        if _read_header(key):
             headers.setdefault(key, []).append(value)
     for name in _ONCE_ONLY:
         if len(headers.get(name, ())) > 1:
@@ -1003,7 +1042,7 @@ def _parse_addresses(value: str, warnings: _Warnings, name: str) -> list[Address
             continue
         try:
             # Parsed before decoding: a decoded name may hold commas and angle brackets.
-            pairs = email.utils.getaddresses([chunk])
+            pairs = _simple_address(chunk) or email.utils.getaddresses([chunk])
         except RecursionError:  # nested comments or groups
             warnings.add(f"bad-address:{name}")
             continue
@@ -1012,6 +1051,29 @@ def _parse_addresses(value: str, warnings: _Warnings, name: str) -> list[Address
             if address is not None and len(addresses) < MAX_ADDRESSES:
                 addresses.append(address)
     return addresses
+
+
+# The common shapes, "Name <local@domain>" and "local@domain", with nothing RFC 5322 would
+# read specially (quotes, comments, groups, routes, escapes, odd dots or spaces): what
+# email.utils.getaddresses makes of them, found by two regular expressions at a tenth of its
+# cost. Anything else goes to getaddresses; tests compare both on the corpus and fuzzed input.
+_ATOM = r'[^()<>@,:;"\[\]\\\s.]+'
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+_WORD = r'[^()<>@,:;"\[\]\\\s]+'
+_FWS = r"[ \t\r\n]"  # what getaddresses skips between words; other white space is a word's
+_NAMED_ADDRESS = re.compile(
+    rf"{_FWS}*(?P<name>{_WORD}(?:{_FWS}+{_WORD})*)?{_FWS}*<(?P<addr>{_ADDR_SPEC})>{_FWS}*"
+)
+_BARE_ADDRESS = re.compile(rf"{_FWS}*(?P<addr>{_ADDR_SPEC}){_FWS}*")
+
+
+def _simple_address(chunk: str) -> list[tuple[str, str]] | None:
+    match = _NAMED_ADDRESS.fullmatch(chunk) or _BARE_ADDRESS.fullmatch(chunk)
+    if match is None:
+        return None
+    name = match.groupdict().get("name") or ""
+    return [(" ".join(name.split()), match["addr"])]
 
 
 def _split_addresses(text: str, limit: int) -> tuple[list[str], bool]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import email.parser
+import email.utils
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcore import samples
+from mailcore import mime, samples
 from mailcore.mime import (
     MAX_ADDRESSES,
     MAX_DEPTH,
@@ -144,6 +146,92 @@ def test_the_header_parse_gives_the_header_fields_of_the_full_parse(raw: bytes) 
         assert getattr(headers, name) == getattr(full, name), name
     assert set(headers.warnings) <= set(full.warnings)
     assert (headers.text, headers.snippet, headers.attachments) == ("", "", [])
+
+
+TRICKY_HEADER_BLOCKS = [
+    b"From sender@example.org Mon Jan  1 00:00:00 2024\r\nSubject: a\r\n\r\nbody",
+    b"Subject: a\r\nFrom nobody\r\nTo: b@example.org\r\n\r\n",
+    b"Subject: a\r\nFrom the body's first line",
+    b" continuation first\r\nSubject: a\r\n  folded\r\n\tand again\r\n\r\n",
+    b"Subject: lone\rTo: cr@example.org\rFrom: x@example.org\r\rbody",
+    b"Subject: mixed\nTo: lf@example.org\r\nCc: c@example.org\n\nbody",
+    b":no name\r\nSubject: a\r\n\r\n",
+    b"Subject: a\r\nthis is not a header\r\nTo: b@example.org\r\n\r\n",
+    b"Subject: \x0cform feed\x0b and tab\x1c\r\nTo: v@example.org\r\n\r\n",
+    b"Subject: caf\xc3\xa9 \xff\xfe raw\r\nFrom: \xe9l\xe8ve <e@example.org>\r\n\r\n",
+    b"Subject: nul\x00byte\r\nX-Empty:\r\nX-Spaces:   \t \r\n\r\n",
+    b"Subject:no space\r\nSUBJECT: twice\r\n",
+    b"Subject: no end of line",
+    b"",
+    b"\r\n\r\nSubject: after a blank line",
+    b"Subject: a\r\n \r\n\r\n",
+    b"X-Weird name: value\r\nSubject: a\r\n\r\n",
+    b"Subject: a\r\n\r",
+]
+
+
+def _header_blocks() -> list[bytes]:
+    rng = random.Random(7)  # noqa: S311 - reproducible test data
+    pieces = [
+        b"Subject: x",
+        b" folded",
+        b"\tfolded",
+        b"From ",
+        b"From: a@b.example",
+        b":v",
+        b"bad line",
+        b"To: \xc3\xa9 <t@example.org>",
+        b"X-A:",
+        b"",
+        b"\x0c",
+        b"Cc:c@d.example",
+    ]
+    endings = [b"\r\n", b"\n", b"\r", b""]
+    fuzzed = [
+        b"".join(rng.choice(pieces) + rng.choice(endings) for _ in range(rng.randint(1, 12)))
+        for _ in range(300)
+    ]
+    corpus = [p.read_bytes() for p in CORPUS_FILES] + _generated()
+    return TRICKY_HEADER_BLOCKS + fuzzed + corpus
+
+
+def test_the_header_splitter_reads_what_the_stdlib_parser_reads() -> None:
+    """parse_headers splits the header block itself; the full parse uses the stdlib's parser."""
+    for block in _header_blocks():
+        expected = email.parser.BytesHeaderParser(policy=mime._POLICY).parsebytes(block)
+        assert mime._header_items(block) == list(expected.raw_items()), block
+
+
+def _address_chunks() -> list[str]:
+    rng = random.Random(11)  # noqa: S311 - reproducible test data
+    alphabet = 'ab.@<> \t\r\n"(),:;[]\\=?éx\x0b\u00a0-_'
+    fuzzed = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    shaped = [
+        f"{name} <{local}@{domain}>"
+        for name in (
+            *("", "Jean", "J. R. Smith", "=?utf-8?q?=C3=89lodie?=", "a  b\r\n c", "x."),
+            *("a (b)", "(c)", 'a"b', '"a b"', "a:b", "a;b", "a[b]", "a\\b", "a@b", "a\x0bb"),
+        )
+        for local in ("a", "a.b", ".a", "a..b", "a.", "é", "a(b)", 'a"b', "a b", "a\\b")
+        for domain in ("example.org", "x", "example.org.", "[1.2.3.4]", "a(b).org", "a b")
+    ]
+    corpus = [
+        value
+        for raw in [p.read_bytes() for p in CORPUS_FILES] + _generated()
+        for name, value in mime._header_items(raw[: mime._header_end(raw)])
+        if name.lower() in ("from", "to", "cc", "reply-to", "sender")
+    ]
+    return fuzzed + shaped + corpus
+
+
+def test_the_address_fast_path_agrees_with_getaddresses() -> None:
+    fast = 0
+    for chunk in _address_chunks():
+        found = mime._simple_address(chunk)
+        if found is not None:
+            fast += 1
+            assert found == email.utils.getaddresses([chunk]), chunk
+    assert fast > 100  # the fast path is taken: common shapes are common
 
 
 def test_a_header_block_over_the_bound_is_cut_and_what_precedes_is_read() -> None:
