@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from mail import signals
 from mail.listing import HIDDEN, View
 from mail.models import Preferences, Snooze, TrustedSender, UndoableAction
 from mailboxes import actions, live
@@ -107,9 +108,13 @@ def apply(
     if action == Action.DELETE:
         return _move_by_role(user, chosen.exclude(folder__role=trash), trash)
     if action == Action.SPAM:
-        return _move_by_role(user, chosen.exclude(folder__role=junk), junk)
+        reported = chosen.exclude(folder__role=junk)
+        signals.spam_reported.send(Message, user=user, messages=list(reported), is_spam=True)
+        return _move_by_role(user, reported, junk)
     if action == Action.NOT_SPAM:
-        return _move_by_role(user, chosen.filter(folder__role=junk), inbox)
+        reported = chosen.filter(folder__role=junk)
+        signals.spam_reported.send(Message, user=user, messages=list(reported), is_spam=False)
+        return _move_by_role(user, reported, inbox)
     if target is None:  # the form requires one for a move
         raise ValueError("a move needs a target folder")
     moving = chosen.filter(folder__account=target.account).exclude(folder=target)

@@ -35,7 +35,7 @@ from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from mailboxes import bulk, rawstore
+from mailboxes import bulk, rawstore, signals
 from mailboxes.actions import record_keywords
 from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
 from mailboxes.search import search_text_for
@@ -653,13 +653,28 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
         report.warnings.extend(f"{uid}:{warning}" for warning in content.parse_warnings[:3])
     try:
         with transaction.atomic():
-            bulk.insert(copies)
+            bulk.insert(copies, set_ids=True)
     except IntegrityError:
         # A copy stored meanwhile by another writer (a Sent copy filed by compose, say) is
         # simply already there.
         Message.objects.bulk_create(copies, ignore_conflicts=True)
+        copies = list(
+            folder.messages.filter(uid__in=[copy.uid for copy in copies]).select_related("content")
+        )
     record_keywords({(account.pk, k) for copy in copies for k in copy.keywords})
     report.fetched += len(copies)
+    if copies and folder.role == Folder.Role.INBOX and folder.fully_synced:
+        _announce_incoming(account, copies)
+
+
+def _announce_incoming(account: MailAccount, messages: list[Message]) -> None:
+    """Let the filters (the spam app) see new Inbox mail before it shows. A filter that fails
+    leaves the mail where it is, stored: its changes are undone, the sync goes on."""
+    try:
+        with transaction.atomic():
+            signals.incoming_mail.send(Folder, account=account, messages=messages)
+    except Exception:  # one filter's bug must never stop a sync (logged with its traceback)
+        logger.exception("filtering new mail of account %s failed; left in the Inbox", account.pk)
 
 
 def _adopt_moved(
