@@ -191,8 +191,8 @@ def prepare_thread(content: MessageContent, store: BatchThreadStore) -> tuple[st
 
 def record_threads(batch: Sequence[MessageContent], references: dict[str, tuple[str, ...]]) -> None:
     """Index an inserted batch for the messages to come (one INSERT of references) and move on
-    the dates of the stored conversations that got newer mail (one query, then one UPDATE per
-    conversation that needs it; those the batch started were created with theirs)."""
+    the dates of the stored conversations that got newer mail (one query, then one UPDATE for
+    those that need it; those the batch started were created with theirs)."""
     bulk.insert(
         [
             Reference(account_id=content.account_id, content=content, message_id=ref)
@@ -210,9 +210,9 @@ def record_threads(batch: Sequence[MessageContent], references: dict[str, tuple[
     if not latest:
         return
     current = Conversation.objects.filter(pk__in=list(latest)).values_list("pk", "last_date")
-    for pk, last_date in current:
-        content = latest[pk]
-        if last_date is None or last_date < content.date:
-            Conversation.objects.filter(pk=pk).update(
-                last_date=content.date, subject=content.subject[:998]
-            )
+    newer = [
+        Conversation(pk=pk, last_date=latest[pk].date, subject=latest[pk].subject[:998])
+        for pk, last_date in current
+        if last_date is None or last_date < latest[pk].date  # type: ignore[operator]
+    ]
+    Conversation.objects.bulk_update(newer, ["last_date", "subject"])
