@@ -22,12 +22,11 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from compose.models import Draft, DraftAttachment, Identity
-from compose.sending import new_message_id, outgoing
+from compose.sending import drop_draft_copy, new_message_id, outgoing
 from mailboxes import rawstore
 from mailboxes.models import Folder, MailAccount, Message
-from mailboxes.sync import server_settings
+from mailboxes.sync import open_imap
 from mailcore import compose as mime_out
-from mailcore import connect
 from mailcore.mime import html_to_text
 from mailcore.sanitize import sanitize_html
 
@@ -403,27 +402,14 @@ def push_to_server(draft_id: int) -> bool:
         return False  # a recipient not finished yet: the next save will do
     version = draft.version
     try:
-        client = connect.open_imap(
-            server_settings(draft.account), ca_file=settings.MAIL_CA_FILE or None
-        )
-    except connect.ConnectionFailed:
-        return False  # the local draft is safe; the next save tries again
-    try:
-        response = client.append(folder.name, raw, flags=[b"\\Draft", b"\\Seen"])
-        uid, validity = _appended_uid(response)
-        if draft.server_uid is not None:
-            selected = client.select_folder(folder.name)
-            if selected.get(b"UIDVALIDITY") == draft.server_uidvalidity:
-                client.delete_messages([draft.server_uid])
-                client.uid_expunge([draft.server_uid])
-    except Exception:
+        with open_imap(draft.account) as client:  # logs out, or shuts a broken connection down
+            response = client.append(folder.name, raw, flags=[b"\\Draft", b"\\Seen"])
+            uid, validity = _appended_uid(response)
+            if draft.server_uid is not None:
+                drop_draft_copy(client, folder.name, draft.server_uid, draft.server_uidvalidity)
+    except Exception:  # connection failures included: the local draft is safe, next save retries
         logger.info("saving draft %s on the server failed", draft_id, exc_info=True)
         return False
-    finally:
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001
-            client.shutdown()
     Draft.objects.filter(pk=draft.pk).update(
         server_version=version, server_uid=uid, server_uidvalidity=validity
     )
@@ -449,11 +435,7 @@ def _delete_server_copy(account_id: int, uid: int | None, validity: int | None) 
     if account is None or folder is None or uid is None:
         return
     try:
-        with connect.open_imap(
-            server_settings(account), ca_file=settings.MAIL_CA_FILE or None
-        ) as client:
-            if client.select_folder(folder.name).get(b"UIDVALIDITY") == validity:
-                client.delete_messages([uid])
-                client.uid_expunge([uid])
+        with open_imap(account) as client:
+            drop_draft_copy(client, folder.name, uid, validity)
     except Exception:
         logger.info("deleting a draft's server copy failed", exc_info=True)

@@ -33,12 +33,13 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from imapclient import IMAPClient
 
 from compose import dkim
 from compose.models import Contact, Draft
 from mailboxes import live, rawstore
 from mailboxes.models import Folder, MailAccount
-from mailboxes.sync import outgoing_settings, server_settings
+from mailboxes.sync import open_imap, outgoing_settings
 from mailcore import compose as mime_out
 from mailcore import connect
 
@@ -207,34 +208,34 @@ def file_sent_copy(draft: Draft, raw: bytes) -> None:
         _file_locally(draft, raw)
         return
     try:
-        client = connect.open_imap(server_settings(account), ca_file=settings.MAIL_CA_FILE or None)
+        client = open_imap(account)
     except connect.ConnectionFailed as failure:
         raise Transient(f"{failure.problem.value}: {failure.detail}") from failure
     try:
-        # Gmail files what its SMTP server sends; a copy of ours would be a duplicate.
-        if b"X-GM-EXT-1" not in client.capabilities():
-            sent = account.folders.filter(role=Folder.Role.SENT).first()
-            name = sent.name if sent is not None else "Sent"
-            if sent is None and not client.folder_exists(name):
-                client.create_folder(name)
-            client.select_folder(name)
-            already = client.search(["HEADER", "Message-ID", f"<{draft.message_id}>"])
-            if not already:
-                client.append(name, raw, flags=[b"\\Seen"])
-        if draft.server_uid is not None:
+        with client:  # logs out, or shuts a broken connection down
+            # Gmail files what its SMTP server sends; a copy of ours would be a duplicate.
+            if b"X-GM-EXT-1" not in client.capabilities():
+                sent = account.folders.filter(role=Folder.Role.SENT).first()
+                name = sent.name if sent is not None else "Sent"
+                if sent is None and not client.folder_exists(name):
+                    client.create_folder(name)
+                client.select_folder(name)
+                already = client.search(["HEADER", "Message-ID", f"<{draft.message_id}>"])
+                if not already:
+                    client.append(name, raw, flags=[b"\\Seen"])
             drafts = account.folders.filter(role=Folder.Role.DRAFTS).first()
-            if drafts is not None:
-                selected = client.select_folder(drafts.name)
-                if selected.get(b"UIDVALIDITY") == draft.server_uidvalidity:
-                    client.delete_messages([draft.server_uid])
-                    client.uid_expunge([draft.server_uid])
+            if draft.server_uid is not None and drafts is not None:
+                drop_draft_copy(client, drafts.name, draft.server_uid, draft.server_uidvalidity)
     except Exception as exc:  # imapclient raises several kinds; all mean "try again later"
         raise Transient(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001 -- closing a broken connection
-            client.shutdown()
+
+
+def drop_draft_copy(client: IMAPClient, folder: str, uid: int, uidvalidity: int | None) -> None:
+    """Delete a draft's copy on the server, unless its folder was renumbered since (the UID
+    would then name another message)."""
+    if client.select_folder(folder).get(b"UIDVALIDITY") == uidvalidity:
+        client.delete_messages([uid])
+        client.uid_expunge([uid])
 
 
 def _file_locally(draft: Draft, raw: bytes) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.utils.translation import gettext as _
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailboxes.models import Folder, MailAccount
-from mailboxes.sync import refresh_folders, server_settings
-from mailcore import connect
+from mailboxes.sync import open_imap, refresh_folders
 
 MAX_NAME = 200
 PROTECTED_ROLES = {Folder.Role.INBOX}
@@ -23,10 +21,6 @@ PROTECTED_ROLES = {Folder.Role.INBOX}
 
 class FolderError(Exception):
     """A folder change refused, with a message for the user."""
-
-
-def _open(account: MailAccount) -> IMAPClient:
-    return connect.open_imap(server_settings(account), ca_file=settings.MAIL_CA_FILE or None)
 
 
 def _check_leaf(account: MailAccount, leaf: str, delimiter: str) -> str:
@@ -46,7 +40,7 @@ def _delimiter(account: MailAccount) -> str:
 
 
 def _run(account: MailAccount, change: Callable[[IMAPClient], None]) -> None:
-    client = _open(account)
+    client = open_imap(account)
     try:
         try:
             change(client)

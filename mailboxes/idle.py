@@ -13,10 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.conf import settings
-
 from mailboxes.models import MailAccount
-from mailboxes.sync import server_settings
+from mailboxes.sync import open_imap
 from mailcore import connect
 
 logger = logging.getLogger(__name__)
@@ -43,9 +41,7 @@ def watch_account(
     delay = 1.0
     while not stop.is_set():
         try:
-            client = connect.open_imap(
-                server_settings(account), ca_file=settings.MAIL_CA_FILE or None
-            )
+            client = open_imap(account)
         except connect.ConnectionFailed as failure:
             logger.info("IDLE on %s: %s; retrying in %.0f s", account.email, failure, delay)
             stop.wait(delay)

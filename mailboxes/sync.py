@@ -139,6 +139,12 @@ def server_settings(account: MailAccount) -> connect.ServerSettings:
     return incoming_settings(vars(account))
 
 
+def open_imap(account: MailAccount) -> IMAPClient:
+    """A logged-in IMAP connection to the account's server (a context manager that logs out).
+    Raises ``connect.ConnectionFailed``."""
+    return connect.open_imap(server_settings(account), ca_file=settings.MAIL_CA_FILE or None)
+
+
 # The lease ------------------------------------------------------------------------------------
 
 
@@ -192,9 +198,7 @@ def sync_account(account: MailAccount, client: IMAPClient | None = None) -> Sync
     with lease(account) as token:
         own_client = client is None
         if client is None:
-            client = connect.open_imap(
-                server_settings(account), ca_file=settings.MAIL_CA_FILE or None
-            )
+            client = open_imap(account)
         try:
             for _pass in range(MAX_PASSES):
                 _one_pass(client, account, token, report)
