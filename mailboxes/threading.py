@@ -37,8 +37,11 @@ class BatchThreadStore:
         wanted: set[str] = set()
         subjects: set[str] = set()
         dates: list[datetime] = []
-        for content in batch:
-            index = threads.index_message(thread_key(content))
+        # Each message's threading index, computed once: prepare_thread uses it again.
+        self.indexes = {
+            content.sha256: threads.index_message(thread_key(content)) for content in batch
+        }
+        for index in self.indexes.values():
             wanted.add(index.message_id)
             wanted.update(index.references)
             if index.subject and index.date is not None:
@@ -180,8 +183,8 @@ def prepare_thread(content: MessageContent, store: BatchThreadStore) -> tuple[st
     with the row's INSERT, so its full-text index entry is computed once.
     """
     key = thread_key(content)
-    index = threads.index_message(key)
-    content.conversation_id = threads.assign_thread(key, store)
+    index = store.indexes.get(content.sha256) or threads.index_message(key)
+    content.conversation_id = threads.assign_thread(key, store, index=index)
     content.message_id = index.message_id
     content.thread_subject = index.subject
     content.is_reply = index.is_reply

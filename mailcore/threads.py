@@ -241,14 +241,18 @@ def index_message(key: ThreadKey) -> ThreadIndex:
 
 
 def assign_thread(
-    key: ThreadKey, store: ThreadStore, *, subject_window: timedelta = DEFAULT_SUBJECT_WINDOW
+    key: ThreadKey,
+    store: ThreadStore,
+    *,
+    subject_window: timedelta = DEFAULT_SUBJECT_WINDOW,
+    index: ThreadIndex | None = None,
 ) -> int:
     """The thread this message belongs to, merging threads it proves to be one (module docstring).
 
     Reads the store and may create or merge threads, but does not store the message: the caller
-    does, with `index_message(key)`.
+    does, with `index_message(key)` (which it may pass as `index` if it has it already).
     """
-    index = index_message(key)
+    index = index or index_message(key)
     ids = [index.message_id, *index.references] if index.message_id else list(index.references)
     if ids:
         linked = set(store.threads_for_message_ids(ids).values())
