@@ -1,9 +1,11 @@
 """Who a message says it is from, and what in that claim deserves a second look.
 
-Everything here reads the stored `MessageContent` only: the From address and name, Reply-To, and
-the raw ``Authentication-Results`` headers. Nothing is verified: the authentication results are
-what some server along the way wrote (or what the sender forged), so they are shown as
-"unverified" badges; checking DKIM and DMARC ourselves is a later issue.
+Everything here reads the stored `MessageContent`: the From address and name, Reply-To, the raw
+``Authentication-Results`` headers and, when the spam filter saw the message arrive, its verdict
+(`spam.models.Verdict`). With a verdict, the badges are its SPF, DKIM and DMARC results: from the
+header of a trusted receiving server, or checked by Courrier; its lookalike flags join the
+warnings, and what the filter did is explained. Without one, the headers' results are shown as
+"unverified" badges: some server along the way wrote them, or the sender forged them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from mailboxes.models import MessageContent
+from spam import explain
+from spam.explain import ExplainedRule
+from spam.models import Verdict
 
 # Domains people are phished in the name of; a From domain that reads like one of these but is
 # not it gets a warning. Small on purpose: a lookalike of an unknown domain is just a domain.
@@ -70,10 +75,31 @@ class Badge:
     domain: str = ""  # the domain it is about, when the header names one
     reporter: str = ""  # the authserv-id: who wrote the header
     verified: bool = False
+    source: str = ""  # for a verified badge: "header" (a trusted server's) or "verified" (ours)
+    source_text: str = ""
+    explanation: str = ""
 
     @property
     def good(self) -> bool:
         return self.result == "pass"
+
+
+@dataclass(frozen=True)
+class Filtering:
+    """What the spam filter did with the message when it arrived, and why."""
+
+    action: str  # spam.models.Verdict.Action
+    action_text: str
+    score: float
+    threshold: float
+    classifier_score: float | None
+    reason: str  # why it went where it went ("" when it stayed)
+    rules: list[ExplainedRule] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def moved(self) -> bool:
+        return self.action not in ("inbox", "error")
 
 
 @dataclass(frozen=True)
@@ -84,10 +110,21 @@ class Sender:
     ascii_domain: str  # the same in punycode, what DNS and the sender's server see
     warnings: list[SenderWarning] = field(default_factory=list)
     badges: list[Badge] = field(default_factory=list)
+    filtering: Filtering | None = None
+
+
+# The flags of mailcore.senderauth, and the code of the warning here that says the same.
+_FLAG_WARNINGS = {
+    "display-name-address": "name-address",
+    "reply-to-domain": "reply-to-domain",
+    "mixed-script-domain": "mixed-script",
+    "confusable-domain": "lookalike",
+}
 
 
 def analyse(content: MessageContent) -> Sender:
-    """The sender of a stored message, with warnings and unverified authentication badges."""
+    """The sender of a stored message, with warnings and authentication badges: verified when
+    the spam filter left a verdict, else the headers' (unverified)."""
     address = visible(content.from_email.strip())
     domain = address.rpartition("@")[2].lower().rstrip(".")
     name = visible(content.from_name)
@@ -105,13 +142,55 @@ def analyse(content: MessageContent) -> Sender:
     warnings.extend(_name_warnings(name, address))
     warnings.extend(_reply_to_warnings(domain, content.reply_to))
     warnings.extend(domain_warnings(domain))
+    verdict = Verdict.objects.filter(content_id=content.pk).first() if content.pk else None
+    found_badges = verified_badges(verdict.auth) if verdict is not None else []
+    if verdict is not None:
+        codes = {w.code for w in warnings}
+        for code, text in explain.flag_texts(verdict.auth):
+            if _FLAG_WARNINGS.get(code, code) not in codes:
+                warnings.append(SenderWarning(code, text))
     return Sender(
         name=name,
         address=address,
         domain=domain,
         ascii_domain=to_ascii(domain),
         warnings=warnings,
-        badges=badges(content.auth_headers or {}),
+        badges=found_badges or badges(content.auth_headers or {}),
+        filtering=filtering(verdict) if verdict is not None else None,
+    )
+
+
+def verified_badges(auth: object) -> list[Badge]:
+    """A verdict's SPF, DKIM and DMARC results, from a trusted header or checked by Courrier."""
+    return [
+        Badge(
+            found.method,
+            found.result,
+            found.domain,
+            found.reporter if found.source == "header" else "",
+            verified=True,
+            source=found.source,
+            source_text=found.source_text,
+            explanation=found.explanation,
+        )
+        for found in explain.auth_badges(auth)
+    ]
+
+
+def filtering(verdict: Verdict) -> Filtering:
+    action_text = str(explain.ACTION_TEXTS.get(verdict.action, "")) % {"folder": verdict.folder}
+    errors = [explain.reason_text(e) for e in verdict.errors[:10]] if verdict.errors else []
+    if verdict.error:
+        errors.append(_("The filter failed: %(error)s") % {"error": verdict.error})
+    return Filtering(
+        action=verdict.action,
+        action_text=action_text,
+        score=verdict.score,
+        threshold=verdict.threshold,
+        classifier_score=verdict.classifier_score,
+        reason=explain.reason_text(verdict.reason) if verdict.reason else "",
+        rules=explain.explained_rules(verdict.matches),
+        errors=[e for e in errors if e],
     )
 
 

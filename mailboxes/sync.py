@@ -461,12 +461,20 @@ def _sync_selected(
     # Anything else missing (older mail of a first sync, or after a crash) or expunged.
     if folder.messages.count() != server_count or not folder.fully_synced:
         server_uids = set(client.search("ALL"))
-        stored = dict(folder.messages.values_list("uid", "pk"))
+        # Rows moved here and waiting for their UID are not the server's to delete.
+        stored = dict(folder.messages.filter(uid__isnull=False).values_list("uid", "pk"))
         vanished = [pk for uid, pk in stored.items() if uid not in server_uids]
         if vanished:
             Message.objects.filter(pk__in=vanished).delete()
             report.removed += len(vanished)
-        missing = sorted(server_uids.difference(stored), reverse=True)
+        # Nor are messages moved or deleted here whose move is not on the server yet (a filter
+        # moved them to Junk during this pass, say): fetching them again would duplicate them.
+        leaving = PendingAction.objects.filter(
+            folder=folder,
+            uidvalidity=uidvalidity,
+            kind__in=[PendingAction.Kind.MOVE, PendingAction.Kind.EXPUNGE],
+        ).values_list("uid", flat=True)
+        missing = sorted(server_uids.difference(stored, leaving), reverse=True)
         _fetch_and_store(client, folder, missing, condstore, report, keeper)
 
     folder.uidnext = uidnext

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "mail",
     "compose",
     "domains",
+    "spam",
 ]
 
 MIDDLEWARE = [

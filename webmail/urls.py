@@ -28,6 +28,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mail/", include("mailboxes.urls")),
     path("mail/", include("mail.urls")),
+    path("mail/filters/", include("spam.urls")),
     path("compose/", include("compose.urls")),
     path("", include("core.urls")),
 ]
