@@ -17,6 +17,10 @@ os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Celery tasks run eagerly, their arguments through a JSON round trip (webmail.celery.CourrierTask).
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+# DNS goes to the mail stack's dnsmasq (mailstack/mailstack's DNS port): it answers for the test
+# domains and refuses the rest, forwarding nothing, so a test never asks the outside world (the
+# spam filter checks DKIM, DMARC and SPF of every new Inbox message the sync stores).
+os.environ.setdefault("DNS_RESOLVER", "127.0.0.1:10053")
 if "DATA_DIR" not in os.environ:
     _data_dir = tempfile.mkdtemp(prefix="courrier-test-")
     os.environ["DATA_DIR"] = _data_dir
