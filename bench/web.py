@@ -206,6 +206,8 @@ def maildir_files(directory: Path) -> dict[str, Path]:
 
 def code_version() -> str:
     """The commit measured, and whether the working tree differs from it."""
+    if not (REPO / ".git").exists():
+        return f"a copy in {REPO} (no git)"
     commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
     dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
     return commit + (" with uncommitted changes" if dirty.strip() else "")

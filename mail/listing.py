@@ -1,21 +1,41 @@
 """What the webmail shows: the sidebar, pages of conversations, one conversation.
 
 A list is a *view* (all inboxes, starred, one folder, a search) over the user's messages,
-walked newest first on the (folder, date, id) index with a keyset cursor — never OFFSET. In
-conversation mode the walk keeps the first (newest) message of each conversation it meets and
-skips the conversation's older ones; the row then shows the whole conversation (count, senders,
-unread, star, attachment) from one query over the page's conversations. A page costs a fixed
-number of queries whatever its size or the mailbox's.
+walked newest first with a keyset cursor — never OFFSET — on the (folder, date, id) index for
+one folder, on the (date, id) index across several. In conversation mode the walk keeps the
+first (newest) message of each conversation it meets and skips the conversation's older ones;
+the row then shows the whole conversation (count, senders, unread, star, attachment, labels)
+from one aggregate query over the page's conversations, a few rows each whatever their size.
+A page costs a fixed number of queries whatever its size or the mailbox's.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import (
+    Aggregate,
+    Count,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+    Window,
+)
+from django.db.models.functions import RowNumber
+from django.db.models.sql.compiler import SQLCompiler
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -38,6 +58,22 @@ ROLE_ORDER = [
 ]
 MAX_WALKS = 8  # chunks walked to fill one page of conversations before showing a shorter page
 MAX_SENDERS = 3
+# What a row shows of its newest message: none of the long texts or JSON of the content.
+ROW_FIELDS = [
+    "date",
+    "seen",
+    "flagged",
+    "keywords",
+    "folder__name",
+    "folder__delimiter",
+    "folder__role",
+    "content__subject",
+    "content__snippet",
+    "content__from_name",
+    "content__from_email",
+    "content__has_attachments",
+    "content__conversation",
+]
 
 
 # Views ------------------------------------------------------------------------------------------
@@ -109,23 +145,49 @@ def view_from_key(user: User, key: str, query: str = "") -> View:
     raise Http404
 
 
-def scope(user: User, view: View) -> QuerySet[Message]:
+@dataclass(frozen=True)
+class _Folders:
+    """The ids of the user's folders, as the lists need them: in the WHERE clause, so that
+    PostgreSQL walks each folder's (folder, date, id) index instead of joining every message
+    to its folder."""
+
+    all: list[int]
+    visible: list[int]  # outside Trash and Junk
+    hidden: list[int]  # Trash and Junk
+    inbox: list[int]
+
+    @classmethod
+    def of(cls, user: User, folders: Iterable[Folder] | None) -> _Folders:
+        """From `folders` (every folder of the user's, as the sidebar has them) or one query."""
+        roles = (
+            [(f.pk, f.role) for f in folders]
+            if folders is not None
+            else list(Folder.objects.filter(account__user=user).values_list("pk", "role"))
+        )
+        return cls(
+            all=[pk for pk, _role in roles],
+            visible=[pk for pk, role in roles if role not in HIDDEN],
+            hidden=[pk for pk, role in roles if role in HIDDEN],
+            inbox=[pk for pk, role in roles if role == Folder.Role.INBOX],
+        )
+
+
+def scope(user: User, view: View, folders: _Folders) -> QuerySet[Message]:
     """The user's messages a view lists."""
-    messages = Message.objects.filter(folder__account__user=user)
     snoozed = Snooze.objects.filter(
         user=user, conversation_id=OuterRef("content__conversation_id"), until__gt=timezone.now()
     )
     if view.kind == "inbox":
-        return messages.filter(folder__role=Folder.Role.INBOX).exclude(Exists(snoozed))
+        return Message.objects.filter(folder_id__in=folders.inbox).exclude(Exists(snoozed))
     if view.kind == "snoozed":
-        return messages.filter(folder__role=Folder.Role.INBOX).filter(Exists(snoozed))
+        return Message.objects.filter(folder_id__in=folders.inbox).filter(Exists(snoozed))
     if view.kind == "starred":
-        return messages.filter(flagged=True).exclude(folder__role__in=HIDDEN)
+        return Message.objects.filter(folder_id__in=folders.visible, flagged=True)
     if view.kind == "folder":
-        return messages.filter(folder=view.folder)
+        return Message.objects.filter(folder=view.folder, folder_id__in=folders.all)
     if view.tree is None:
-        return messages.none()
-    return search.filter_messages(messages, view.tree)
+        return Message.objects.none()
+    return search.filter_messages(Message.objects.filter(folder_id__in=folders.all), view.tree)
 
 
 # Pages ------------------------------------------------------------------------------------------
@@ -150,7 +212,8 @@ class Cursor:
         return cls(date, int(id_text))
 
     def older(self) -> Q:
-        return Q(date__lt=self.date) | Q(date=self.date, id__lt=self.id)
+        # The first condition adds nothing but gives the date index a range to start from.
+        return Q(date__lte=self.date) & (Q(date__lt=self.date) | Q(date=self.date, id__lt=self.id))
 
     def not_older(self) -> Q:
         return Q(date__gt=self.date) | Q(date=self.date, id__gte=self.id)
@@ -186,8 +249,11 @@ def page(
     cursor: Cursor | None = None,
     size: int = 50,
     conversations: bool = True,
+    folders: Iterable[Folder] | None = None,
 ) -> Page:
-    messages = scope(user, view)
+    """`folders`: all of the user's, when the caller has them (the sidebar does)."""
+    ids = _Folders.of(user, folders)
+    messages = scope(user, view, ids)
     walked = messages.order_by("-date", "-id").values_list("id", "date", "content__conversation_id")
     position = cursor
     picked: list[int] = []  # message ids, newest first, one per conversation
@@ -225,70 +291,173 @@ def page(
             next_cursor = None  # the end of the view
             break
         next_cursor = position  # after MAX_WALKS, a shorter page and a way on
-    return Page(_rows(user, view, picked, conversations), next_cursor)
+    return Page(_rows(view, picked, conversations, ids), next_cursor)
 
 
-def _rows(user: User, view: View, picked: list[int], conversations: bool) -> list[Row]:
+def _rows(view: View, picked: list[int], conversations: bool, folders: _Folders) -> list[Row]:
     newest = {
         m.pk: m
         for m in Message.objects.filter(pk__in=picked)
         .select_related("content", "folder")
-        .defer("content__search_text", "content__body_text")
+        .only(*ROW_FIELDS)
     }
     rows = [
         Row(message=newest[pk], conversation_id=newest[pk].content.conversation_id or 0)
         for pk in picked
         if pk in newest
     ]
-    if not conversations:
-        for row in rows:
-            row.conversation_id = 0
-            row.unread = not row.message.seen
-            row.flagged = row.message.flagged
-            row.has_attachments = row.message.content.has_attachments
-            row.senders = [(_sender(row.message.content), row.unread)]
-            row.labels = labels_of(row.message.keywords)
-        return rows
-    wanted = {row.conversation_id for row in rows if row.conversation_id}
-    members = Message.objects.filter(
-        folder__account__user=user, content__conversation_id__in=wanted
-    )
-    if view.role not in HIDDEN:
-        members = members.exclude(folder__role__in=HIDDEN)
-    details: dict[int, list[tuple]] = defaultdict(list)
-    for item in members.order_by("date", "id").values_list(
-        "content__conversation_id",
-        "content_id",
-        "seen",
-        "flagged",
-        "content__has_attachments",
-        "content__from_name",
-        "content__from_email",
-        "keywords",
-    ):
-        details[item[0]].append(item)
+    summaries: dict[int, _Summary] = {}
+    if conversations:
+        # Members in Trash and Junk count only in a list of those folders.
+        left_out = [] if view.role in HIDDEN else folders.hidden
+        summaries = _summaries({row.conversation_id for row in rows} - {0}, left_out)
     for row in rows:
-        items = details.get(row.conversation_id) or []
-        if not items:
+        summary = summaries.get(row.conversation_id)
+        if summary is None:  # conversations off, or a message in no conversation
+            row.conversation_id = row.conversation_id if conversations else 0
             row.unread = not row.message.seen
             row.flagged = row.message.flagged
             row.has_attachments = row.message.content.has_attachments
             row.senders = [(_sender(row.message.content), row.unread)]
             row.labels = labels_of(row.message.keywords)
             continue
-        contents = {item[1] for item in items}  # a copy in two folders counts once
-        row.count = len(contents)
-        row.unread = any(not item[2] for item in items)
-        row.flagged = any(item[3] for item in items)
-        row.has_attachments = any(item[4] for item in items)
-        names: dict[str, bool] = {}
-        row.labels = labels_of([k for item in items for k in item[7]])
-        for _c, _content, seen, _f, _a, name, email, _k in items:
-            label = (name or email or "?").split(" ")[0] if len(contents) > 1 else (name or email)
-            names[label] = names.get(label, False) or not seen
-        ordered = list(names.items())
-        row.senders = ordered[:1] + ordered[1:][-(MAX_SENDERS - 1) :]
+        row.count = summary.count
+        row.unread = summary.unread
+        row.flagged = summary.flagged
+        row.has_attachments = summary.has_attachments
+        row.senders = summary.senders
+        row.labels = summary.labels
     return rows
+
+
+@dataclass
+class _Summary:
+    count: int
+    unread: bool
+    flagged: bool
+    has_attachments: bool
+    senders: list[tuple[str, bool]]
+    labels: list[str]
+
+
+class _Over(Func):
+    """An aggregate of the groups' aggregates, for a window: ``SUM(COUNT(…)) OVER (…)``, which
+    Django's own aggregates refuse to nest."""
+
+    window_compatible = True
+
+
+class _Sum(_Over):
+    function = "SUM"
+    output_field = IntegerField()
+
+
+class _Max(_Over):
+    function = "MAX"
+    output_field = IntegerField()
+
+
+class _Joined(_Over):
+    """Texts joined by commas."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = TextField()
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+
+
+class _KeywordLists(Aggregate):
+    """The group's different keyword lists, as JSON texts joined by commas."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(DISTINCT %(expressions)s%(tail)s)"
+    output_field = TextField()
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        return self.as_sql(compiler, connection, tail="::text, ','", **extra)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any]]:
+        # SQLite's DISTINCT takes one argument; a comma is its separator anyway.
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", tail="", **extra)
+
+
+def _summaries(wanted: set[int], left_out: list[int]) -> dict[int, _Summary]:
+    """What a row shows of each conversation in `wanted`, from its messages outside the
+    folders `left_out`.
+
+    One query, whatever the conversations' size: the messages are grouped by sender in SQL,
+    each group carries its conversation's totals (window sums over the groups), and only the
+    first sender's group and the latest senders' come back: at most MAX_SENDERS rows a
+    conversation. A message's copies share its sender, so a copy in two folders counts once."""
+    if not wanted:
+        return {}
+    conversation = F("content__conversation_id")
+    # Every copy of the conversations' contents is the user's: only Trash and Junk are left out.
+    groups = (
+        Message.objects.filter(content__conversation_id__in=wanted)
+        .exclude(folder_id__in=left_out)
+        .values("content__conversation_id", "content__from_name", "content__from_email")
+        .annotate(
+            contents=Count("content_id", distinct=True),
+            unread=Count("id", filter=Q(seen=False)),
+            flagged=Count("id", filter=Q(flagged=True)),
+            attached=Count("id", filter=Q(content__has_attachments=True)),
+            keyword_lists=_KeywordLists("keywords", filter=~Q(keywords=[])),
+            first_date=Min("date"),
+            first_id=Min("id"),
+            last_date=Max("date"),
+            last_id=Max("id"),
+        )
+        .annotate(
+            total=Window(_Sum("contents"), partition_by=conversation),
+            any_unread=Window(_Max("unread"), partition_by=conversation),
+            any_flagged=Window(_Max("flagged"), partition_by=conversation),
+            any_attached=Window(_Max("attached"), partition_by=conversation),
+            all_keywords=Window(_Joined("keyword_lists"), partition_by=conversation),
+            oldest=Window(
+                RowNumber(),
+                partition_by=conversation,
+                order_by=[F("first_date").asc(nulls_last=True), F("first_id").asc()],
+            ),
+            latest=Window(
+                RowNumber(),
+                partition_by=conversation,
+                order_by=[F("last_date").desc(nulls_last=True), F("last_id").desc()],
+            ),
+        )
+        .filter(Q(oldest=1) | Q(latest__lt=MAX_SENDERS))
+    )
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for group in groups:
+        found[group["content__conversation_id"]].append(group)
+    summaries = {}
+    for conversation_id, items in found.items():
+        # The first sender, then the latest ones, the most recent last.
+        items.sort(key=lambda item: (item["oldest"] != 1, -item["latest"]))
+        total = int(items[0]["total"])  # PostgreSQL sums to a numeric
+        names: dict[str, bool] = {}
+        for item in items:
+            name = item["content__from_name"] or item["content__from_email"] or "?"
+            label = name.split(" ")[0] if total > 1 else name
+            names[label] = names.get(label, False) or bool(item["unread"])
+        keywords = json.loads(f"[{items[0]['all_keywords'] or ''}]")
+        summaries[conversation_id] = _Summary(
+            count=total,
+            unread=bool(items[0]["any_unread"]),
+            flagged=bool(items[0]["any_flagged"]),
+            has_attachments=bool(items[0]["any_attached"]),
+            senders=list(names.items()),
+            labels=labels_of([k for listed in keywords for k in listed]),
+        )
+    return summaries
 
 
 def labels_of(keywords: list[str]) -> list[str]:
@@ -323,20 +492,23 @@ class Sidebar:
     inbox_unread: int
     folders_by_id: dict[int, Folder]
     labels: list[str] = field(default_factory=list)
+    every_folder: list[Folder] = field(default_factory=list)  # for listing.page
 
 
 def sidebar(user: User) -> Sidebar:
     """The user's accounts and folders, special ones first, with unread counts counted here
     (so that they follow the user's own actions at once): two queries."""
-    folders = list(
-        Folder.objects.filter(account__user=user, selectable=True)
+    every = list(
+        Folder.objects.filter(account__user=user)
         .select_related("account")
         .order_by("account__email", "name")
     )
+    folders = [f for f in every if f.selectable]
+    # COUNT(*), not COUNT(id): read from the partial index of unread messages alone.
     unread = dict(
         Message.objects.filter(folder__account__user=user, seen=False)
         .values("folder_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .values_list("folder_id", "n")
     )
     accounts: dict[int, SidebarAccount] = {}
@@ -355,6 +527,7 @@ def sidebar(user: User) -> Sidebar:
         inbox_unread,
         {f.pk: f for f in folders},
         labels,
+        every,
     )
 
 

@@ -105,14 +105,20 @@ def _list(
         cursor = form.cleaned_data["after"]
     prefs = services.preferences(user)  # type: ignore[arg-type]
     version = live.version(user.pk)  # before the page: a change in between is not lost
+    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
+    more_rows = request.htmx and target != "mail-list" and request.GET.get("after")  # type: ignore[attr-defined]
+    # The sidebar's folders spare the page a query of its own.
+    shell = {} if more_rows else _shell(request, view, prefs)
     page = listing.page(
         user,  # type: ignore[arg-type]
         view,
         cursor,
         size=prefs.page_size,
         conversations=prefs.conversation_view,
+        folders=shell["sidebar"].every_folder if shell else None,
     )
     context = {
+        **shell,
         "view": view,
         "page": page,
         "rows": page.rows,
@@ -122,10 +128,8 @@ def _list(
         "highlight": highlight_terms(view.tree) if view.tree is not None else [],
         "version": version,
     }
-    target = request.htmx.target if request.htmx else None  # type: ignore[attr-defined]
-    if request.htmx and target != "mail-list" and request.GET.get("after"):  # type: ignore[attr-defined]
+    if more_rows:
         return render(request, "mail/list_rows.html", context)
-    context.update(_shell(request, view, prefs))
     if target == "mail-list":
         return render(request, "mail/list_panel.html", context)
     return render(request, "mail/list.html", context)

@@ -272,6 +272,8 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["folder", "-date", "-id"], name="mailboxes_msg_folder_date"),
+            # Lists over several folders (a search, Starred) walk the dates across them.
+            models.Index(fields=["-date", "-id"], name="mailboxes_msg_date"),
             # Unread counts per folder, computed here so that they follow local actions at once.
             models.Index(
                 fields=["folder"], condition=models.Q(seen=False), name="mailboxes_msg_unread"

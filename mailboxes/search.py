@@ -1,9 +1,10 @@
 """Search over a user's stored mail: free text, and Gmail-style operators (mailcore.query).
 
-Free words and phrases, PostgreSQL: ``to_tsvector('simple', search_text)`` with a GIN index
-(migration 0004). The 'simple' configuration does no stemming, so it treats French and English
-alike and matches words as typed. All the free text of a query, with its negations, ORs and
-groups, becomes one ``tsquery`` where it can, so the index is scanned once. Elsewhere (SQLite):
+Free words and phrases, PostgreSQL: ``to_tsvector('simple', search_text)``, which the database
+stores in a generated column with a GIN index (migration 0012). The 'simple' configuration does
+no stemming, so it treats French and English alike and matches words as typed. All the free text
+of a query, with its negations, ORs and groups, becomes one ``tsquery`` where it can, so the
+index is scanned once. Elsewhere (SQLite):
 each word or phrase must appear, case-insensitively — a scan, which suits the small sites that
 run on the embedded default.
 
@@ -31,7 +32,7 @@ from datetime import datetime, time, tzinfo
 from functools import reduce
 from typing import Any, Literal
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchVector, SearchVectorField
 from django.db import NotSupportedError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, QuerySet
@@ -89,9 +90,28 @@ def search_text_for(content: MessageContent) -> str:
     )[:MAX_SEARCH_TEXT]
 
 
-def _document(field: str) -> SearchVector:
-    # For search_text, the expression must stay the one migration 0004 indexes.
-    return SearchVector(field, config="simple")
+class _StoredVector(Expression):
+    """The vector PostgreSQL stores beside a content's search_text (migration 0012), named by
+    the path to that text: ``_StoredVector("content__search_text")`` from a Message. The model
+    does not declare the column, so that nothing but the database ever writes it."""
+
+    output_field = SearchVectorField()
+
+    def __init__(self, text_path: str) -> None:
+        super().__init__()
+        self.text: Any = F(text_path)
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.text]
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        (self.text,) = exprs
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
+        table = compiler.quote_name_unless_alias(self.text.alias)  # the text's table, joined
+        return f"{table}.{connection.ops.quote_name('search_vector')}", []
 
 
 def matching(contents: QuerySet[MessageContent], query: str) -> QuerySet[MessageContent]:
@@ -100,7 +120,7 @@ def matching(contents: QuerySet[MessageContent], query: str) -> QuerySet[Message
     if not query:
         return contents.none()
     if connection.vendor == "postgresql":
-        return contents.annotate(document=_document("search_text")).filter(
+        return contents.alias(document=_StoredVector("search_text")).filter(
             document=SearchQuery(query, config="simple", search_type="websearch")
         )
     for word in query.split():
@@ -139,8 +159,8 @@ def filter_messages(
     if full_text:
         # alias(), not annotate(): the vectors are only compared, never selected.
         messages = messages.alias(
-            search_document=_document("content__search_text"),
-            subject_document=_document("content__subject"),
+            search_document=_StoredVector("content__search_text"),
+            subject_document=SearchVector("content__subject", config="simple"),
         )
     translate = _Translator(
         full_text=full_text,

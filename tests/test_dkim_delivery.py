@@ -13,7 +13,7 @@ import pytest
 from compose import sending
 from domains import dkim, services
 from domains.models import DkimKey, Domain
-from mailcore import dkimkeys
+from mailcore import dkimkeys, senderauth
 from tests.test_sending import BOB, send_now, write
 from tests.test_sending import alice_account as alice_account  # fixtures, by name
 from tests.test_sending import stack as stack
@@ -102,3 +102,27 @@ def test_signed_mail_verifies_from_dns_and_rotation_waits_for_dns(
     tampered = raw.replace(b"Salut", b"Adieu")
     assert dkimkeys.verify(tampered, zone.txt) == [False]
     assert sending.due_ids() == []
+
+
+def test_incoming_verification_passes_mail_signed_through_postfix_and_fails_a_tampered_copy(
+    alice: Any, alice_account: Any, stack: Any, zone: Dns
+) -> None:
+    """Issue 8's check from the receiving side: the spam filter's own DKIM verification
+    (mailcore.senderauth, the key read from dnsmasq) on a message that went through Postfix."""
+    domain = Domain.objects.create(name="courrier.test")
+    key = dkim.create_key(domain, selector="recv")
+    zone.publish(key)
+    services.run_dns_check(domain)
+    dkim.activate(DkimKey.objects.get(pk=key.pk))
+    draft = write(alice, alice_account, subject="Vérifié à l'arrivée")
+    assert send_now(draft) == "done"
+    raw = delivered(stack, draft.message_id)
+
+    auth = senderauth.authenticate(raw, resolver=zone.server.resolver())
+    assert (auth.dkim.result, auth.dkim.source) == ("pass", senderauth.SOURCE_VERIFIED)
+    assert "courrier.test" in auth.dkim.domains
+
+    tampered = senderauth.authenticate(
+        raw.replace(b"Salut", b"Adieu"), resolver=zone.server.resolver()
+    )
+    assert tampered.dkim.result == "fail"

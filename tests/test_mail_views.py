@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 from imapclient import IMAPClient
@@ -122,6 +123,42 @@ def act(client: Client, action: str, *, view: str = "inbox", **fields: object) -
 # Lists -----------------------------------------------------------------------------------------
 
 
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.mark.parametrize("page", ["inbox", "search", "starred"])
+def test_list_rows_escape_everything_a_message_brings(
+    alice_client: Client, mine: Mailbox, page: str
+) -> None:
+    """The rows are built by the list_row tag, not by template markup: every value from a
+    message or a folder must come out escaped."""
+    mine.folders[""].name = f"Projets{HOSTILE}"
+    mine.folders[""].save()
+    message = mine.add(
+        f"kermesse {HOSTILE}", sender=f"Eve {HOSTILE} <eve@ecole.test>", role="inbox"
+    )
+    message.keywords = [f"lab{HOSTILE}"]
+    message.flagged = True
+    message.save()
+    other = mine.add(f"cantine {HOSTILE}", role="", sender=f"Mal{HOSTILE} <m@ecole.test>")
+    other.flagged = True
+    other.save()
+    MessageContent.objects.filter(pk__in=[message.content_id, other.content_id]).update(
+        search_text=F("subject")
+    )
+    url = {"inbox": reverse("mail-inbox"), "starred": reverse("mail-starred")}.get(page)
+    response = alice_client.get(
+        url or reverse("mail-search"), {"q": "kermesse OR cantine"} if not url else {}
+    )
+
+    html = response.content.decode()
+    escaped = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+    assert response.context["rows"]
+    # The subject, highlighted or not, shown as text…
+    assert f"kermesse {escaped}" in html or f"kermesse</mark> {escaped}" in html
+    assert "<img" not in html  # …and no value of the message as markup
+
+
 def test_the_inbox_shows_one_row_per_conversation_with_its_count_and_senders(
     alice_client: Client, mine: Mailbox
 ) -> None:
@@ -205,6 +242,68 @@ def test_trash_and_junk_stay_out_of_a_conversation_seen_from_the_inbox(
     row = alice_client.get(reverse("mail-inbox")).context["rows"][0]
 
     assert (row.count, row.unread) == (1, False)
+
+
+def test_a_row_sums_up_its_conversation_across_folders_but_trash_and_junk(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    first = mine.add("Voyage", seen=True, sender="Dave Martin <dave@ecole.test>")
+    thread = first.content.conversation
+    Message.objects.create(
+        folder=mine.folders["archive"], content=first.content, uidvalidity=1, uid=9001,
+        seen=True, date=first.date, keywords=["$Forwarded"],
+    )  # fmt: skip
+    sent = mine.add("Re: Voyage", role="sent", conversation=thread, minutes=1, seen=True,
+                    sender="Alice <alice@courrier.test>")  # fmt: skip
+    # The labels and the star of a sender the row does not name count all the same.
+    Message.objects.filter(pk=sent.pk).update(flagged=True, keywords=["Ecole", "Voyage"])
+    archived = mine.add("Re: Voyage", role="archive", conversation=thread, minutes=2,
+                        sender="Erin <erin@ecole.test>")  # fmt: skip
+    MessageContent.objects.filter(pk=archived.content_id).update(has_attachments=True)
+    mine.add("Re: Voyage", role="", conversation=thread, minutes=3, seen=True,
+             sender="Frank <frank@ecole.test>")  # fmt: skip
+    for role in ("trash", "junk"):  # left out, whatever they hold
+        hidden = mine.add("Re: Voyage", role=role, conversation=thread, minutes=4,
+                          sender="Spammer <s@spam.test>")  # fmt: skip
+        Message.objects.filter(pk=hidden.pk).update(flagged=True, keywords=["Pub"])
+    mine.add("Autre", minutes=5, seen=True)
+    Message.objects.filter(content__subject="Autre").update(keywords=["Ailleurs"])
+
+    rows = alice_client.get(reverse("mail-inbox")).context["rows"]
+
+    row = next(row for row in rows if row.conversation_id == thread.pk)
+    assert (row.count, row.unread, row.flagged, row.has_attachments) == (4, True, True, True)
+    assert row.labels == ["Ecole", "Voyage"]
+    # The first sender, then the latest two, the most recent last; bold when unread.
+    assert row.senders == [("Dave", False), ("Erin", True), ("Frank", False)]
+    alone = next(row for row in rows if row.conversation_id != thread.pk)
+    assert (alone.count, alone.labels, alone.senders) == (1, ["Ailleurs"], [("Dave", False)])
+
+
+def test_a_row_of_the_trash_counts_what_the_trash_holds(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    kept = mine.add("Promo", seen=True)
+    mine.add("Re: Promo", role="trash", conversation=kept.content.conversation, minutes=1)
+
+    row = alice_client.get(reverse("mail-folder", args=[mine.folders["trash"].pk])).context["rows"][
+        0
+    ]
+
+    assert (row.count, row.unread) == (2, True)
+
+
+def test_a_sender_shows_once_with_every_message_of_theirs_counted(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    first = mine.add("Sortie", seen=True, sender="Dave <dave@ecole.test>")
+    thread = first.content.conversation
+    mine.add("Re", conversation=thread, minutes=1, sender="Erin <erin@ecole.test>")
+    mine.add("Re", conversation=thread, minutes=2, seen=True, sender="Dave <dave@ecole.test>")
+
+    row = alice_client.get(reverse("mail-inbox")).context["rows"][0]
+
+    assert (row.count, row.senders) == (3, [("Dave", False), ("Erin", True)])
 
 
 def test_the_sidebar_counts_unread_mail_locally(alice_client: Client, mine: Mailbox) -> None:

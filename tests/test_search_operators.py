@@ -402,8 +402,34 @@ def test_free_text_can_be_answered_from_the_full_text_index(alice: User, inbox: 
         sql, params = query.query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "mailboxes_content_fts" in plan
+    assert "mailboxes_content_vector" in plan
     assert "search_text" not in sql.split(" FROM ")[0]  # neither selected nor its vector
+
+
+def test_the_database_keeps_the_search_vector_and_searches_read_it(
+    alice: User, inbox: Folder
+) -> None:
+    """Migration 0012: PostgreSQL fills the vector itself, on INSERT and whenever search_text
+    changes, whoever writes the row (the ORM here, the sync's COPY, the indexer's UPDATE)."""
+    message = add(inbox, "Budget", body="Le budget prévisionnel")
+
+    def vector() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT search_vector::text FROM mailboxes_messagecontent WHERE id = %s",
+                [message.content_id],
+            )
+            return cursor.fetchone()[0]
+
+    assert "'prévisionnel'" in vector()
+    MessageContent.objects.filter(pk=message.content_id).update(search_text="Cantine scolaire")
+    assert "'cantine'" in vector()
+    assert "'prévisionnel'" not in vector()
+    assert found(alice, "cantine") == ["Budget"]
+    assert found(alice, "prévisionnel") == []
+    sql = str(search_messages(alice, "cantine -lunch", now=NOW).query)
+    assert '"search_vector" @@' in sql
+    assert "to_tsvector" not in sql  # nothing computed again row by row
 
 
 # SQLite ------------------------------------------------------------------------------------------

@@ -439,7 +439,7 @@ def test_postgresql_answers_searches_from_the_full_text_index() -> None:
         sql, params = query.query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "mailboxes_content_fts" in plan
+    assert "mailboxes_content_vector" in plan  # the GIN index of the stored vector (0011)
 
 
 def test_every_message_of_the_broken_mail_corpus_syncs_and_the_rest_stays_intact(
