@@ -1076,8 +1076,26 @@ def _simple_address(chunk: str) -> list[tuple[str, str]] | None:
     return [(" ".join(name.split()), match["addr"])]
 
 
+# Without quotes, comments or escapes, and with angle brackets only in simple pairs holding no
+# comma, every comma is a top-level one: the split is str.split's.
+_QUOTES_COMMENTS_ESCAPES = re.compile(r'["(\\]')
+_SIMPLE_ANGLES = re.compile(r"<[^<>,]*>")
+
+
+def _plain_list(text: str) -> bool:
+    return not _QUOTES_COMMENTS_ESCAPES.search(text) and "<" not in _SIMPLE_ANGLES.sub("", text)
+
+
 def _split_addresses(text: str, limit: int) -> tuple[list[str], bool]:
     """Split at top-level commas (not in quotes, comments or angle brackets), at most `limit`."""
+    if _plain_list(text):
+        parts = text.split(",")
+        return parts[:limit], len(parts) > limit and bool(",".join(parts[limit:]).strip())
+    return _scan_addresses(text, limit)
+
+
+def _scan_addresses(text: str, limit: int) -> tuple[list[str], bool]:
+    """`_split_addresses`, character by character."""
     chunks: list[str] = []
     start = 0
     quoted = escaped = False

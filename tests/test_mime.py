@@ -224,6 +224,18 @@ def _address_chunks() -> list[str]:
     return fuzzed + shaped + corpus
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 1000])
+def test_splitting_an_address_list_by_commas_agrees_with_the_scan(limit: int) -> None:
+    lists = [*_address_chunks(), "a@b, c@d", "a@b,, c@d ,", "<a,b@c>, d@e", "a\\,b@c, d@e"]
+    lists += ["<<a>b,c>", "x> <y>, z", "é=<-? <==>éb,,>]"]
+    lists += [", ".join(lists[n : n + 4]) for n in range(0, 400, 4)]
+    plain = 0
+    for text in lists:
+        assert mime._split_addresses(text, limit) == mime._scan_addresses(text, limit), text
+        plain += mime._plain_list(text)
+    assert plain > 100  # the plain path is taken
+
+
 def test_the_address_fast_path_agrees_with_getaddresses() -> None:
     fast = 0
     for chunk in _address_chunks():
