@@ -62,6 +62,21 @@ def test_the_filters_page_shows_the_users_lists_and_rules_only(
     assert "bobs-secret.example" not in html
 
 
+@pytest.mark.parametrize("entries", [1, 30])
+def test_the_filters_page_costs_the_same_queries_however_long_the_lists(
+    alice_client: Client, alice: User, entries: int, django_assert_num_queries: Any
+) -> None:
+    for number in range(entries):
+        SenderEntry.objects.create(user=alice, kind="block", pattern=f"s{number}.example")
+    RuleSet.objects.create(scope="user", user=alice, rules=[LOTTERY] * entries)
+
+    with django_assert_num_queries(FILTERS_PAGE_QUERIES):
+        assert alice_client.get("/mail/filters/").status_code == 200
+
+
+FILTERS_PAGE_QUERIES = 19
+
+
 def test_the_filters_page_needs_a_signed_in_user(client: Client) -> None:
     assert client.get("/mail/filters/")["Location"].startswith("/accounts/login/")
 
