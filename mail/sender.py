@@ -112,6 +112,11 @@ class Sender:
     badges: list[Badge] = field(default_factory=list)
     filtering: Filtering | None = None
 
+    @property
+    def verified(self) -> bool:
+        """Whether the badges are Courrier's verdicts (with explanations), not a header's say."""
+        return any(badge.verified for badge in self.badges)
+
 
 # The flags of mailcore.senderauth, and the code of the warning here that says the same.
 _FLAG_WARNINGS = {

@@ -254,6 +254,8 @@ def test_the_message_view_shows_the_verified_verdicts_and_why_it_was_moved(
     assert "Why this message was moved" in html
     assert "It was moved to Junk." in html
     assert "The rule “Lotteries” moves it to Junk" in html
+    assert "What these results mean" in html  # each verdict explained in words, not a tooltip
+    assert re.search(r"<li><strong>DMARC</strong> [^<]+\.</li>", html)
 
 
 def test_a_trusted_header_is_shown_as_its_servers(alice_client: Client, box: Box) -> None:
