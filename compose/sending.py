@@ -249,7 +249,11 @@ def _file_locally(draft: Draft, raw: bytes) -> None:
     content = store_content(draft.account, raw)
     if not sent.messages.filter(content=content).exists():
         Message.objects.create(
-            folder=sent, content=content, seen=True, date=content.date or timezone.now()
+            folder=sent,
+            content=content,
+            conversation_id=content.conversation_id,
+            seen=True,
+            date=content.date or timezone.now(),
         )
 
 

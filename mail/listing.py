@@ -175,7 +175,7 @@ class _Folders:
 def scope(user: User, view: View, folders: _Folders) -> QuerySet[Message]:
     """The user's messages a view lists."""
     snoozed = Snooze.objects.filter(
-        user=user, conversation_id=OuterRef("content__conversation_id"), until__gt=timezone.now()
+        user=user, conversation_id=OuterRef("conversation_id"), until__gt=timezone.now()
     )
     if view.kind == "inbox":
         return Message.objects.filter(folder_id__in=folders.inbox).exclude(Exists(snoozed))
@@ -254,7 +254,7 @@ def page(
     """`folders`: all of the user's, when the caller has them (the sidebar does)."""
     ids = _Folders.of(user, folders)
     messages = scope(user, view, ids)
-    walked = messages.order_by("-date", "-id").values_list("id", "date", "content__conversation_id")
+    walked = messages.order_by("-date", "-id").values_list("id", "date", "conversation_id")
     position = cursor
     picked: list[int] = []  # message ids, newest first, one per conversation
     seen: set[int] = set()
@@ -272,9 +272,9 @@ def page(
             # Conversations with a newer message in this view were listed on an earlier page.
             listed = [c for _m, c in candidates if c is not None]
             earlier = set(
-                messages.filter(content__conversation_id__in=listed)
+                messages.filter(conversation_id__in=listed)
                 .filter(cursor.not_older())
-                .values_list("content__conversation_id", flat=True)
+                .values_list("conversation_id", flat=True)
             )
             candidates = [(m, c) for m, c in candidates if c not in earlier]
         accepted = {message_id for message_id, _c in candidates}
@@ -399,12 +399,15 @@ def _summaries(wanted: set[int], left_out: list[int]) -> dict[int, _Summary]:
     conversation. A message's copies share its sender, so a copy in two folders counts once."""
     if not wanted:
         return {}
-    conversation = F("content__conversation_id")
+    conversation = F("conversation_id")
     # Every copy of the conversations' contents is the user's: only Trash and Junk are left out.
+    # The messages are found by their own conversation id (the index mailboxes_msg_conversation
+    # holds what is read of them), their contents by theirs (mailboxes_content_conv_senders
+    # holds the sender): the same ids both sides, or PostgreSQL reads every content to join.
     groups = (
-        Message.objects.filter(content__conversation_id__in=wanted)
+        Message.objects.filter(conversation_id__in=wanted, content__conversation_id__in=wanted)
         .exclude(folder_id__in=left_out)
-        .values("content__conversation_id", "content__from_name", "content__from_email")
+        .values("conversation_id", "content__from_name", "content__from_email")
         .annotate(
             contents=Count("content_id", distinct=True),
             unread=Count("id", filter=Q(seen=False)),
@@ -437,7 +440,7 @@ def _summaries(wanted: set[int], left_out: list[int]) -> dict[int, _Summary]:
     )
     found: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for group in groups:
-        found[group["content__conversation_id"]].append(group)
+        found[group["conversation_id"]].append(group)
     summaries = {}
     for conversation_id, items in found.items():
         # The first sender, then the latest ones, the most recent last.
@@ -554,7 +557,7 @@ def conversation(user: User, conversation_id: int) -> tuple[Conversation, list[S
     if found is None:
         raise Http404
     copies = (
-        Message.objects.filter(content__conversation=found, folder__account__user=user)
+        Message.objects.filter(conversation=found, folder__account__user=user)
         .select_related("content", "folder")
         .defer("content__search_text")
         .order_by("date", "id")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -253,6 +255,17 @@ class Message(models.Model):
     modseq = models.BigIntegerField(null=True, blank=True)
     # Copied from the content so that a folder's list sorts on one table.
     date = models.DateTimeField(null=True, blank=True)
+    # The content's conversation, copied so that a list's conversation summaries read this
+    # table and its index alone (mail.listing). Whatever sets or changes the content's sets this
+    # too: the sync's copies, the threading's merges, POP3, compose's local Sent copies.
+    conversation = models.ForeignKey(
+        Conversation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,  # the first column of mailboxes_msg_conversation
+    )
 
     class Meta:
         constraints = [
@@ -278,10 +291,20 @@ class Message(models.Model):
             models.Index(
                 fields=["folder"], condition=models.Q(seen=False), name="mailboxes_msg_unread"
             ),
+            # A conversation's messages: the lists' summaries and the threading's merges. On
+            # PostgreSQL it also holds what the summaries read (migration 0014).
+            models.Index(fields=["conversation", "folder"], name="mailboxes_msg_conversation"),
         ]
 
     def __str__(self) -> str:
         return f"{self.folder} #{self.uid or self.pop3_uidl}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A copy created one by one (POP3, compose, the admin, tests) is in its content's
+        # conversation; the sync's bulk INSERT sets it itself.
+        if self._state.adding and self.conversation_id is None and self.content_id is not None:
+            self.conversation_id = self.content.conversation_id
+        super().save(*args, **kwargs)
 
 
 class Keyword(models.Model):

@@ -263,6 +263,7 @@ def store_copy(
                 Message.objects.create(
                     folder=inbox,
                     content=content,
+                    conversation_id=content.conversation_id,
                     pop3_uidl=uidl,
                     seen=False,
                     date=content.date or timezone.now(),

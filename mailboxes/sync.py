@@ -639,7 +639,11 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
     new = {shas[uid]: bodies[uid] for uid in sorted(bodies, reverse=True)}
     for sha in contents:
         new.pop(sha, None)
-    contents.update(insert_contents(account, build_contents(account, new)))
+    # The stored contents are passed along: a merge of conversations by the new ones moves
+    # them too, and their copies below must name the conversation they end in.
+    contents.update(
+        insert_contents(account, build_contents(account, new), known=list(contents.values()))
+    )
     copies = []
     for uid in sorted(bodies, reverse=True):
         content = contents[shas[uid]]
@@ -656,6 +660,7 @@ def _store_batch(folder: Folder, fetched: dict[int, dict[bytes, Any]], report: S
                 uidvalidity=folder.uidvalidity,
                 uid=uid,
                 content=content,
+                conversation_id=content.conversation_id,
                 # Undated mail sorts as arriving now, never first or last for ever.
                 date=content.date or timezone.now(),
                 modseq=modseq[0] if modseq else None,
@@ -767,15 +772,18 @@ def apply_headers(content: MessageContent, parsed: ParsedMessage) -> None:
     content.search_text = search_text_for(content)
 
 
-def insert_contents(account: MailAccount, batch: list[MessageContent]) -> dict[str, MessageContent]:
+def insert_contents(
+    account: MailAccount, batch: list[MessageContent], known: Sequence[MessageContent] = ()
+) -> dict[str, MessageContent]:
     """Thread a batch of built rows and insert them in one statement; by sha256.
 
     Threading looks up what the batch refers to in two queries up front and the batch's own
-    messages in memory; references and conversation dates are written once per batch.
+    messages in memory; references and conversation dates are written once per batch. `known`:
+    stored contents the caller holds, kept in their conversation when the batch merges it.
     """
     if not batch:
         return {}
-    store = BatchThreadStore(account, batch)
+    store = BatchThreadStore(account, batch, known=known)
     references = {content.sha256: prepare_thread(content, store) for content in batch}
     store.create_threads()
     try:

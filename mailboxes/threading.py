@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Max, Q, QuerySet
 
 from mailboxes import bulk
-from mailboxes.models import Conversation, MailAccount, MessageContent, Reference
+from mailboxes.models import Conversation, MailAccount, Message, MessageContent, Reference
 from mailcore import threads
 
 # Conversations a batch starts get provisional ids above any real one, so that "the lowest
@@ -31,7 +31,10 @@ class BatchThreadStore:
         account: MailAccount,
         batch: Sequence[MessageContent],
         window: timedelta = threads.DEFAULT_SUBJECT_WINDOW,
+        known: Sequence[MessageContent] = (),
     ) -> None:
+        """`known`: stored contents the caller holds (the sync's copies of them are about to be
+        built): a merge updates their conversation in memory as it does in the database."""
         self.account = account
         contents = MessageContent.objects.filter(account=account, conversation__isnull=False)
         wanted: set[str] = set()
@@ -69,6 +72,7 @@ class BatchThreadStore:
             for subject, date, conversation_id, is_reply in rows:
                 self._by_subject[subject].append((date, conversation_id, is_reply))
         self._batch = list(batch)
+        self._known = list(known)
         self._provisional: list[int] = []
 
     def new_thread(self) -> int:
@@ -89,12 +93,14 @@ class BatchThreadStore:
         stored = [pk for pk in gone if pk < PROVISIONAL]
         if stored:
             MessageContent.objects.filter(conversation_id__in=stored).update(conversation_id=keep)
+            # Their copies follow (Message.conversation mirrors the content's).
+            Message.objects.filter(conversation_id__in=stored).update(conversation_id=keep)
             merged = Conversation.objects.filter(pk__in=stored)
             latest = merged.aggregate(latest=Max("last_date"))["latest"]
             merged.delete()
             if latest is not None and keep < PROVISIONAL:
                 _move_on(Conversation.objects.filter(pk=keep), latest)
-        for content in self._batch:
+        for content in self._batch + self._known:
             if content.conversation_id in gone:
                 content.conversation_id = keep
         for id_, conversation in self._by_id.items():

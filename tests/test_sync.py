@@ -23,6 +23,7 @@ from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore import connect
 from tests.conftest import CAROL, sample
 from tests.mailstack import MailStack
+from tests.test_message_conversation import assert_copies_follow_contents
 
 pytestmark = [pytest.mark.django_db, pytest.mark.mailstack]
 
@@ -563,6 +564,7 @@ def test_a_reply_filed_in_sent_joins_the_conversation_it_answers(
     assert contents.get(subject="Re: Sortie scolaire 1").conversation == conversation
     assert contents.get(subject="Autre chose 2").conversation != conversation
     assert conversation.contents.count() == 2
+    assert_copies_follow_contents()
 
 
 # Jobs ------------------------------------------------------------------------------------------
@@ -622,6 +624,7 @@ def test_a_reply_and_its_parent_in_one_fetch_batch_share_a_conversation(
     )
     assert conversations["Kermesse 1"] == conversations["Re: Kermesse 2"]
     assert conversations["Sans rapport 3"] != conversations["Kermesse 1"]
+    assert_copies_follow_contents()
 
 
 def test_a_message_over_the_size_limit_is_kept_as_its_header(
