@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import create_database, drop_database  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 ALICE = "alice@courrier.test"
 BENCH = "bench@courrier.test"  # its own mailbox: tests use the others
 DOMAIN = "courrier.test"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 MAILSTACK = REPO / "mailstack" / "mailstack"
 ATTACHMENT_EVERY = 5  # one message in five carries the attachment
 ATTACHMENT_BYTES = 100 * 1024
@@ -370,15 +370,8 @@ class Bench:
         for name in ("REDIS_URL", "CELERY_BROKER_URL", "COURRIER_MODE", "DATABASE_URL"):
             os.environ.pop(name, None)
         if not self.args.sqlite:
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
-                )
+            os.environ["DATABASE_URL"] = create_database(self.database)
             self.database_created = True
-            os.environ["DATABASE_URL"] = f"{POSTGRES}/{self.database}"
 
         import django
 
@@ -749,18 +742,7 @@ class Bench:
             )
             return
         if self.database_created:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(self.database)
-                    )
-                )
+            drop_database(self.database)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 

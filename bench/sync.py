@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import create_database, drop_database  # noqa: E402
 from mailcore import samples as mailgen  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from mailboxes.models import MailAccount
 
 BOB = "syncbench@courrier.test"  # its own mailbox: tests and the other benchmarks use others
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 MAILSTACK = REPO / "mailstack" / "mailstack"
 WORKER = REPO / "bench" / "sync_worker.py"
 SCREENFUL = 50
@@ -369,15 +369,8 @@ class Bench:
         for name in ("REDIS_URL", "CELERY_BROKER_URL", "COURRIER_MODE", "DATABASE_URL"):
             os.environ.pop(name, None)
         if not self.args.sqlite:
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
-                )
+            os.environ["DATABASE_URL"] = create_database(self.database)
             self.database_created = True
-            os.environ["DATABASE_URL"] = f"{POSTGRES}/{self.database}"
         self.env = dict(os.environ)
 
         import django
@@ -718,18 +711,7 @@ SyncState *
             )
             return
         if self.database_created:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(self.database)
-                    )
-                )
+            drop_database(self.database)
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.mbsync_dir, ignore_errors=True)
         if self.stack is not None:

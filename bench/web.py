@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from imapclient import IMAPClient  # noqa: E402
 
+from bench.common import POSTGRES, create_database, drop_database  # noqa: E402
 from mailcore import samples as mailgen  # noqa: E402
 from mailcore.imap import fetch_range  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     from mailboxes.models import Folder, MailAccount
 
 MAILBOX = "bench@courrier.test"  # no test uses it; the other benchmarks do (one at a time)
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 MAILSTACK = REPO / "mailstack" / "mailstack"
 BATCH = 250  # messages stored per transaction, as the sync's later batches
 SCREENFUL = 50  # Roundcube's default page size, and Courrier's
@@ -367,13 +367,7 @@ class Bench:
                     " another with --redis"
                 )
         if not self.args.reuse:
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database))
-                )
+            create_database(self.database)
             self.database_created = True
 
         import django
@@ -896,19 +890,7 @@ class Bench:
             )
             return
         if self.database_created:
-            if self.django_ready:
-                from django.db import connections
-
-                connections.close_all()
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(self.database)
-                    )
-                )
+            drop_database(self.database, django_ready=self.django_ready)
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if self.stack is not None:
             self.stack.clear_mailbox(self.address)
