@@ -295,7 +295,6 @@ def filter_incoming(account: MailAccount, messages: list[Message]) -> None:
 
 
 def _filter_incoming(account: MailAccount, messages: list[Message]) -> None:
-    messages = _with_ids(messages)
     if not messages:
         return
     done = set(
@@ -324,23 +323,6 @@ def _filter_incoming(account: MailAccount, messages: list[Message]) -> None:
         except Exception as exc:
             logger.warning("spam filtering of message %s failed", message.pk, exc_info=True)
             _record_error(message, f"{type(exc).__name__}: {exc}")
-
-
-def _with_ids(messages: list[Message]) -> list[Message]:
-    """The messages as rows: a copy bulk-inserted without its id is found by its UID."""
-    found = [m for m in messages if m.pk is not None]
-    missing = [m for m in messages if m.pk is None and m.uid is not None]
-    for message in missing:
-        row = (
-            Message.objects.filter(
-                folder_id=message.folder_id, uidvalidity=message.uidvalidity, uid=message.uid
-            )
-            .select_related("content")
-            .first()
-        )
-        if row is not None:
-            found.append(row)
-    return found
 
 
 def _record_error(message: Message, error: str) -> None:

@@ -223,14 +223,6 @@ def test_a_message_seen_before_is_not_filtered_again(box: Box) -> None:
     assert not PendingAction.objects.exists()
 
 
-def test_a_copy_inserted_without_its_id_is_found_by_its_uid(box: Box) -> None:
-    own_rules(box.user, [LOTTERY])
-    stored = box.store(mail(subject="Lottery"))
-    unsaved = Message(folder=box.inbox, uidvalidity=1, uid=stored.uid, content=stored.content)
-    pipeline.filter_incoming(box.account, [unsaved])
-    assert Message.objects.get(pk=stored.pk).folder == box.junk
-
-
 def test_a_failure_records_an_error_and_leaves_the_message_in_the_inbox(box: Box) -> None:
     own_rules(box.user, [LOTTERY])
     message = box.store(mail(subject="Lottery"))
