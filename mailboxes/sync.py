@@ -453,6 +453,32 @@ def _sync_selected(
     if folder.fully_synced:
         report.flag_updates += _sync_flags(client, folder, condstore)
 
+    # The same next UID and count as at the end of the last complete pass: nothing arrived and
+    # nothing left (an arrival moves UIDNEXT; an expunge alone lowers the count), only flags
+    # changed. No search and no count of the folder's rows, which grow with the folder.
+    settled = (
+        folder.fully_synced and folder.uidnext == uidnext and folder.total_count == server_count
+    )
+    if not settled:
+        _fetch_new_and_missing(client, folder, server_count, condstore, report, keeper)
+
+    folder.uidnext = uidnext
+    folder.highestmodseq = modseq
+    folder.fully_synced = True
+    folder.last_synced_at = timezone.now()
+    folder.save(update_fields=["uidnext", "highestmodseq", "fully_synced", "last_synced_at"])
+    _save_counts(folder, server_count, status[b"UNSEEN"])
+
+
+def _fetch_new_and_missing(
+    client: IMAPClient,
+    folder: Folder,
+    server_count: int,
+    condstore: bool,
+    report: SyncReport,
+    keeper: LeaseKeeper | None,
+) -> None:
+    uidvalidity = folder.uidvalidity
     # New mail: everything above the highest stored UID, newest first.
     top = folder.messages.filter(uidvalidity=uidvalidity).aggregate(top=Max("uid"))["top"] or 0
     new_uids = [uid for uid in client.search(["UID", f"{top + 1}:*"]) if uid > top]
@@ -476,13 +502,6 @@ def _sync_selected(
         ).values_list("uid", flat=True)
         missing = sorted(server_uids.difference(stored, leaving), reverse=True)
         _fetch_and_store(client, folder, missing, condstore, report, keeper)
-
-    folder.uidnext = uidnext
-    folder.highestmodseq = modseq
-    folder.fully_synced = True
-    folder.last_synced_at = timezone.now()
-    folder.save(update_fields=["uidnext", "highestmodseq", "fully_synced", "last_synced_at"])
-    _save_counts(folder, server_count, status[b"UNSEEN"])
 
 
 def _save_counts(folder: Folder, total: int, unread: int) -> None:

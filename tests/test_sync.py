@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from celery.exceptions import Retry
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -87,6 +88,27 @@ def test_new_mail_and_flags_set_on_another_client_show_up(
     assert message.seen
     assert message.flagged
     assert inbox(account).unread_count == 1
+
+
+def test_a_flag_change_alone_costs_no_search_and_no_count_of_the_folder(
+    account: MailAccount, server: IMAPClient
+) -> None:
+    """The pass that finds one changed flag stays cheap however big the folder: same UIDNEXT and
+    count as the last pass, so no UID search and no COUNT(*) of the folder's rows."""
+    for number in range(3):
+        server.append("INBOX", sample(number))
+    sync.sync_account(account)
+    server.select_folder("INBOX")
+    server.add_flags([server.search("ALL")[0]], [b"\\Flagged"])
+
+    with CaptureQueriesContext(connection) as queries:
+        report = sync.sync_account(account)
+
+    assert report.flag_updates == 1
+    assert report.fetched == report.removed == 0
+    statements = " ".join(query["sql"] for query in queries.captured_queries).upper()
+    assert "COUNT(" not in statements
+    assert "MAX(" not in statements
 
 
 def test_messages_expunged_elsewhere_disappear_here(
