@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import create_database, drop_database  # noqa: E402
+from bench.common import create_database, drop_database, fmt  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
 
 if TYPE_CHECKING:
@@ -121,16 +121,6 @@ def run(command: list[str]) -> str:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
     return result.stdout
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 # The messages -------------------------------------------------------------------------------------

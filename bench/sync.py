@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import create_database, drop_database  # noqa: E402
+from bench.common import create_database, drop_database, fmt, mailbox_intact  # noqa: E402
 from mailcore import samples as mailgen  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
 
@@ -303,18 +303,8 @@ class Bench:
         say("  " + ", ".join(f"{name} {self.counts[name]}" for name in self.folders))
 
     def mailbox_intact(self) -> bool:
-        """Whether every folder still holds what was generated (other flags may have changed)."""
         assert self.stack is not None
-        with self.stack.imap(BOB) as client:
-            for name in self.folders:
-                try:
-                    found = client.folder_status(name, [b"MESSAGES"])[b"MESSAGES"]
-                except client.Error:
-                    found = None  # the folder is gone
-                if found != self.counts[name]:
-                    say(f"{name}: Dovecot has {found} messages, {self.counts[name]} generated")
-                    return False
-        return True
+        return mailbox_intact(self.stack, BOB, {name: self.counts[name] for name in self.folders})
 
     def check_mailbox(self, stage: str) -> None:
         if not self.mailbox_intact():
@@ -716,16 +706,6 @@ SyncState *
         shutil.rmtree(self.mbsync_dir, ignore_errors=True)
         if self.stack is not None:
             self.stack.clear_mailbox(BOB)
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from imapclient import IMAPClient  # noqa: E402
 
-from bench.common import POSTGRES, create_database, drop_database  # noqa: E402
+from bench.common import POSTGRES, create_database, drop_database, fmt, mailbox_intact  # noqa: E402
 from mailcore import samples as mailgen  # noqa: E402
 from mailcore.imap import fetch_range  # noqa: E402
 from tests.mailstack import MailStack, parse_env  # noqa: E402
@@ -166,16 +166,6 @@ def p95(values: list[float]) -> float | None:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def crlf(data: bytes) -> bytes:
@@ -307,18 +297,10 @@ class Bench:
         )
 
     def mailbox_intact(self) -> bool:
-        """Whether every folder still holds what was generated (flags may have changed)."""
         assert self.stack is not None
-        with self.stack.imap(self.address) as client:
-            for name in self.folders:
-                try:
-                    found = client.folder_status(name, [b"MESSAGES"])[b"MESSAGES"]
-                except client.Error:
-                    found = None  # the folder is gone
-                if found != self.counts[name]:
-                    say(f"{name}: Dovecot has {found} messages, {self.counts[name]} expected")
-                    return False
-        return True
+        return mailbox_intact(
+            self.stack, self.address, {name: self.counts[name] for name in self.folders}
+        )
 
     def ensure_mailbox(self) -> None:
         """The mailbox as loaded, filled again if it was emptied since (the other benchmarks
