@@ -16,7 +16,8 @@ def domain_of(address: str) -> str:
         return ""
 
 
-def _active(address: str) -> Domain | None:
+def active_domain(address: str) -> Domain | None:
+    """The active managed domain of an address, if any."""
     name = domain_of(address)
     return Domain.objects.filter(name=name, active=True).first() if name else None
 
@@ -40,7 +41,7 @@ def forget_cached_policies() -> None:
 
 
 def signup_allowed_for(address: str) -> bool:
-    domain = _active(address)
+    domain = active_domain(address)
     return domain is not None and domain.signup_allowed
 
 
@@ -50,7 +51,7 @@ def any_signup_domain() -> bool:
 
 def attachment_limit_for(address: str, site_limit: int) -> int:
     """The site's limit, lowered by the sender's domain policy if it sets one."""
-    domain = _active(address)
+    domain = active_domain(address)
     if domain is None or not domain.max_attachments_mb:
         return site_limit
     return min(site_limit, domain.max_attachments_mb * 1024 * 1024)

@@ -26,7 +26,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from domains.models import Domain
-from domains.policies import domain_of
+from domains.policies import active_domain, domain_of
 from mailboxes import actions, rawstore
 from mailboxes.models import Folder, MailAccount, Message, MessageContent
 from mailcore.bayes import Classifier, tokens
@@ -185,12 +185,6 @@ def rules_for(user: User, domain: Domain | None) -> Rules:
     return Rules(ruleset, tuple(skipped))
 
 
-def domain_for(address: str) -> Domain | None:
-    """The active managed domain of an address, if any."""
-    name = domain_of(address)
-    return Domain.objects.filter(name=name, active=True).first() if name else None
-
-
 # Sender authentication's settings ----------------------------------------------------------------
 
 
@@ -307,7 +301,7 @@ def _filter_incoming(account: MailAccount, messages: list[Message]) -> None:
     if not todo:
         return
     user = account.user
-    domain = domain_for(account.email)
+    domain = active_domain(account.email)
     rules = rules_for(user, domain)
     trust = trust_for(account.email, domain)
     classifier = classifier_of(user)
@@ -408,7 +402,7 @@ class DryRun:
 def dry_run(user: User, raw: bytes, address: str) -> DryRun:
     """What the filter would find and do with this message for this user, as if it arrived
     at `address` (one of the user's accounts); nothing is stored or moved."""
-    domain = domain_for(address)
+    domain = active_domain(address)
     rules = rules_for(user, domain)
     auth, outcome, bayes = check(
         raw, rules.ruleset, trust_for(address, domain), classifier_of(user), resolver()
