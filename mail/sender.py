@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from mailboxes.models import MessageContent
+from mailcore.senderauth import organisational_domain, skeleton
 from spam import explain
 from spam.explain import ExplainedRule
 from spam.models import Verdict
@@ -34,27 +35,6 @@ WELL_KNOWN_DOMAINS = frozenset(
     }
 )  # fmt: skip
 
-# Second-level suffixes under which the registered name has three labels.
-_TWO_LABEL_SUFFIXES = frozenset(
-    {"co.uk", "org.uk", "ac.uk", "gov.uk", "gouv.fr", "com.au", "co.jp", "com.br", "co.nz"}
-)
-
-# Letters from other scripts that read as Latin ones, and Latin sequences that read as one
-# letter. Both sides of a comparison go through the same mapping (a "skeleton", after Unicode
-# TR 39), so mapping i to l too only makes "gmali.com" match "gmail.com", which is the point.
-_CONFUSABLE_CHARS = {
-    # Cyrillic
-    "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "і": "l", "ї": "l", "ј": "j", "к": "k",
-    "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s",
-    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ɡ": "g", "һ": "h", "ь": "b", "п": "n",
-    # Greek
-    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "l", "κ": "k", "μ": "u", "ν": "v", "ο": "o",
-    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j",
-    # Latin lookalikes and digits
-    "ı": "l", "ł": "l", "ɩ": "l", "ǀ": "l", "i": "l", "1": "l", "|": "l", "!": "l",
-    "0": "o", "ø": "o", "5": "s", "$": "s", "@": "a",
-}  # fmt: skip
-_CONFUSABLE_SEQUENCES = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 _EMAIL_IN_TEXT = re.compile(r"[^\s<>()\"',;:@]+@[^\s<>()\"',;:@]+\.[^\s<>()\"',;:@]+")
 
 
@@ -221,10 +201,10 @@ def _name_warnings(name: str, address: str) -> list[SenderWarning]:
 def _reply_to_warnings(domain: str, reply_to: list[list[str]]) -> list[SenderWarning]:
     if not domain:
         return []
-    mine = registrable(domain)
+    mine = organisational_domain(domain)
     for _name, address in reply_to or []:
         other = str(address).rpartition("@")[2].lower().rstrip(".")
-        if other and registrable(other) != mine:
+        if other and organisational_domain(other) != mine:
             return [
                 SenderWarning(
                     "reply-to-domain",
@@ -288,16 +268,6 @@ def scripts(label: str) -> set[str]:
     return found
 
 
-def skeleton(text: str) -> str:
-    """What a string looks like, in one spelling: lookalikes folded to the Latin letter."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    folded = "".join(_CONFUSABLE_CHARS.get(c, c) for c in folded)
-    for sequence, letter in _CONFUSABLE_SEQUENCES:
-        folded = folded.replace(sequence, letter)
-    return folded
-
-
 _KNOWN_SKELETONS = {skeleton(known): known for known in WELL_KNOWN_DOMAINS}
 
 
@@ -305,7 +275,7 @@ def lookalike_of(domain: str) -> str:
     """The well-known domain this one imitates ("" when none): same look, other letters, or
     the well-known name used as a subdomain of another registered domain."""
     domain = domain.lower().rstrip(".")
-    base = registrable(domain)
+    base = organisational_domain(domain)
     if base in WELL_KNOWN_DOMAINS or domain in WELL_KNOWN_DOMAINS:
         return ""
     for candidate in (base, domain):
@@ -316,13 +286,6 @@ def lookalike_of(domain: str) -> str:
         if domain.startswith(known + "."):
             return known
     return ""
-
-
-def registrable(domain: str) -> str:
-    """The name a domain was registered as, approximately (no Public Suffix List here)."""
-    labels = domain.lower().rstrip(".").split(".")
-    size = 3 if len(labels) > 2 and ".".join(labels[-2:]) in _TWO_LABEL_SUFFIXES else 2
-    return ".".join(labels[-size:])
 
 
 # Authentication-Results (RFC 8601), read tolerantly --------------------------------------------
