@@ -233,6 +233,26 @@ def test_a_folder_starred_and_conversations_off(alice_client: Client, mine: Mail
     assert subjects(folder) == ["Re: Plan", "Plan"]
 
 
+def test_folder_tags_name_special_folders_in_the_users_language(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    """The server calls it "INBOX"; the list and the conversation say "Inbox" ("Boîte de
+    réception"), as the sidebar does. The toolbar's Archive is a verb ("Archiver"), the
+    folder a noun ("Archives")."""
+    message = mine.add("Cantine")
+    Message.objects.filter(pk=message.pk).update(flagged=True)
+    conversation = reverse("mail-conversation", args=[message.content.conversation_id])
+    for path in (reverse("mail-starred"), conversation):
+        english = alice_client.get(path).text
+        assert '<span class="folder-tag">Inbox</span>' in english
+        assert ">INBOX<" not in english
+        french = alice_client.get(path, headers={"accept-language": "fr"}).text
+        assert '<span class="folder-tag">Boîte de réception</span>' in french
+    french = alice_client.get(reverse("mail-inbox"), headers={"accept-language": "fr"}).text
+    assert 'value="archive" data-action="archive" title="Archiver (e)">Archiver</button>' in french
+    assert ">Archives</" in french  # the folder, in the sidebar
+
+
 def test_trash_and_junk_stay_out_of_a_conversation_seen_from_the_inbox(
     alice_client: Client, mine: Mailbox
 ) -> None:

@@ -12,10 +12,19 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from mail import listing
+
 if TYPE_CHECKING:
     from mail.listing import Row
+    from mailboxes.models import Folder
 
 register = template.Library()
+
+
+@register.filter
+def folder_label(folder: Folder) -> str:
+    """What the user calls a folder: "Inbox" (in their language) for the server's "INBOX"."""
+    return listing.folder_label(folder)
 
 
 @register.filter
@@ -120,7 +129,7 @@ def list_row(context: Context, row: Row) -> SafeString:
         for label in row.labels
     )
     folder = (
-        f'<span class="folder-tag">{escape(row.message.folder.display_name)}</span>\n'
+        f'<span class="folder-tag">{escape(listing.folder_label(row.message.folder))}</span>\n'
         if shared.folder_tags
         else ""
     )
