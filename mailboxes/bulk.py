@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import OperationalError, connection, models, transaction
 from django.db.models import JSONField, Model
 
 # Fields whose Python value psycopg sends as it is. Exact types: a subclass (an encrypted text
@@ -89,3 +89,29 @@ def _next_ids(table: str, column: str, count: int) -> list[int]:
             [table, column, count],
         )
         return sorted(pk for (pk,) in cursor.fetchall())
+
+
+def refresh_statistics(columns: dict[type[Model], Sequence[str]]) -> bool:
+    """Have PostgreSQL sample the tables again, for the columns its planner weighs in lookups.
+
+    Until it does, a table that grew fast (an account's first sync) keeps the statistics of a
+    smaller one, and the planner, thinking the account holds a few dozen rows, reads all of
+    them and filters rather than probe an index for each of a batch's values: a batch's
+    Message-ID lookup took 48 ms at 30,000 messages, 3.7 ms once analysed. Only the named
+    columns are sampled (not the bodies' text). Gives up after a short wait for a table's lock
+    (autovacuum may hold it) and returns False then; elsewhere than PostgreSQL, does nothing.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    quote = connection.ops.quote_name
+    targets = []
+    for model, names in columns.items():
+        listed = ", ".join(quote(model._meta.get_field(name).column) for name in names)
+        targets.append(f"{quote(model._meta.db_table)} ({listed})")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+            cursor.execute(f"ANALYZE {', '.join(targets)}")
+    except OperationalError:
+        return False
+    return True

@@ -29,7 +29,7 @@ from itertools import groupby
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from imapclient import IMAPClient
@@ -37,7 +37,14 @@ from imapclient.exceptions import IMAPClientError
 
 from mailboxes import bulk, rawstore, signals
 from mailboxes.actions import record_keywords
-from mailboxes.models import Folder, MailAccount, Message, MessageContent, PendingAction
+from mailboxes.models import (
+    Folder,
+    MailAccount,
+    Message,
+    MessageContent,
+    PendingAction,
+    Reference,
+)
 from mailboxes.search import search_text_for
 from mailboxes.threading import BatchThreadStore, prepare_thread, record_threads
 from mailcore import connect
@@ -53,6 +60,15 @@ BATCH_BYTES = 16 * 1024 * 1024  # and no more bytes than this per batch (one mes
 MAX_MESSAGE = 50 * 1024 * 1024  # larger messages are kept as their header only
 LEASE = timedelta(minutes=5)
 MAX_PASSES = 3  # one pass, and up to two more when a sync was asked for meanwhile
+# A sync that stores many messages has the database's statistics refreshed after this many, then
+# each time the count has doubled (mailboxes.bulk.refresh_statistics, 45 ms at 30,000 messages):
+# 6 times for an account of 100,000 messages.
+STATISTICS_FROM = 2000
+STATISTICS_COLUMNS: dict[type[models.Model], tuple[str, ...]] = {
+    MessageContent: ("account", "sha256", "message_id", "thread_subject", "date", "conversation"),
+    Reference: ("account", "message_id"),
+    Message: ("folder", "uid", "conversation"),
+}
 
 SPECIAL_USE_ROLES = {
     b"\\Sent": Folder.Role.SENT,
@@ -109,6 +125,8 @@ class SyncReport:
     removed: int = 0
     pushed: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Messages fetched by this sync when the planner's statistics are next refreshed.
+    statistics_at: int = field(default_factory=lambda: STATISTICS_FROM)
 
 
 def incoming_settings(values: Mapping[str, Any]) -> connect.ServerSettings:
@@ -570,6 +588,9 @@ def _fetch_and_store(
                 folder.save(update_fields=["synced_down_to_uid"])
             if keeper is not None:
                 keeper.tick()
+            if report.fetched >= report.statistics_at:
+                bulk.refresh_statistics(STATISTICS_COLUMNS)
+                report.statistics_at = report.fetched * 2
 
 
 def _fetch_batches(

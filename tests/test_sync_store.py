@@ -32,6 +32,59 @@ def local_account(alice: User) -> MailAccount:
     )
 
 
+# The planner's statistics -------------------------------------------------------------------
+
+
+def reltuples(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+def test_refreshing_statistics_samples_the_tables_as_they_are_now(
+    local_account: MailAccount,
+) -> None:
+    contents = sync.build_contents(local_account, {f"{n:064x}": sample(n) for n in range(40)})
+    bulk.insert(contents, set_ids=True)
+    table = MessageContent._meta.db_table
+    assert reltuples(table) != MessageContent.objects.count()
+
+    assert bulk.refresh_statistics(sync.STATISTICS_COLUMNS)
+
+    # ANALYZE counts this transaction's own new rows as live.
+    assert reltuples(table) == MessageContent.objects.count() == 40
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_stats WHERE tablename = %s ORDER BY attname", [table]
+        )
+        sampled = {row[0] for row in cursor.fetchall()}
+    assert {"account_id", "sha256", "message_id", "thread_subject"} <= sampled
+    assert "search_text" not in sampled  # the large columns are not sampled
+
+
+@pytest.mark.mailstack
+def test_a_sync_storing_many_messages_refreshes_statistics_as_it_grows(
+    account: MailAccount, server: IMAPClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(12):
+        server.append("INBOX", sample(n))
+    refreshed: list[int] = []
+    real = bulk.refresh_statistics
+    monkeypatch.setattr(sync, "STATISTICS_FROM", 2)
+    monkeypatch.setattr(sync, "BATCH_SIZE", 1)
+    monkeypatch.setattr(sync, "FIRST_BATCH", 1)
+
+    def counting(columns: dict[Any, Any]) -> bool:
+        refreshed.append(MessageContent.objects.filter(account=account).count())
+        return real(columns)
+
+    monkeypatch.setattr(bulk, "refresh_statistics", counting)
+    sync.sync_account(account)
+
+    assert refreshed == [2, 4, 8]  # after 2 stored, then each time the count doubled
+    assert reltuples(MessageContent._meta.db_table) >= 8
+
+
 # Pack files ----------------------------------------------------------------------------------
 
 
