@@ -253,6 +253,17 @@ def test_folder_tags_name_special_folders_in_the_users_language(
     assert ">Archives</" in french  # the folder, in the sidebar
 
 
+def test_older_mail_shows_a_date_every_english_reader_reads_the_same(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    """Not Django's American 11/01/2025 (the 11th of January to most English readers)."""
+    mine.add("Rentrée", minutes=-366 * 24 * 60)  # 2025-10-31, a year before the others
+    english = alice_client.get(reverse("mail-inbox")).text
+    assert ">31 Oct 2025</time>" in english
+    french = alice_client.get(reverse("mail-inbox"), headers={"accept-language": "fr"}).text
+    assert ">31/10/2025</time>" in french
+
+
 def test_trash_and_junk_stay_out_of_a_conversation_seen_from_the_inbox(
     alice_client: Client, mine: Mailbox
 ) -> None:

@@ -299,6 +299,8 @@ SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # Internationalisation: English and French, chosen from the browser and switchable.
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+# Our own date formats first (webmail/formats/<language>/formats.py), then Django's.
+FORMAT_MODULE_PATH = ["webmail.formats"]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 TIME_ZONE = "UTC"

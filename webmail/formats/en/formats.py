@@ -1,0 +1,7 @@
+"""English formats where Django's `en` ones (American) would mislead a British reader.
+
+"12/19/2025" reads as the 12th of the 19th month in Britain, Ireland and most of the world;
+"19 Dec 2025" reads the same everywhere. Everything not set here is Django's `en`.
+"""
+
+SHORT_DATE_FORMAT = "j M Y"
