@@ -500,20 +500,30 @@ class Sidebar:
 
 def sidebar(user: User) -> Sidebar:
     """The user's accounts and folders, special ones first, with unread counts counted here
-    (so that they follow the user's own actions at once): two queries."""
+    (so that they follow the user's own actions at once): two queries.
+
+    A folder's count is of its unread conversations, as its list shows them (a row is bold
+    when any of its messages is unread): three unread replies in one thread count once."""
     every = list(
         Folder.objects.filter(account__user=user)
         .select_related("account")
         .order_by("account__email", "name")
     )
     folders = [f for f in every if f.selectable]
-    # COUNT(*), not COUNT(id): read from the partial index of unread messages alone.
-    unread = dict(
-        Message.objects.filter(folder__account__user=user, seen=False)
+    # Read from the partial index of unread messages alone (folder, conversation); a message in
+    # no conversation (none is, once threaded) counts alone.
+    unread = {
+        folder_id: threads + alone
+        for folder_id, threads, alone in Message.objects.filter(
+            folder__account__user=user, seen=False
+        )
         .values("folder_id")
-        .annotate(n=Count("*"))
-        .values_list("folder_id", "n")
-    )
+        .annotate(
+            threads=Count("conversation_id", distinct=True),
+            alone=Count("folder_id", filter=Q(conversation_id__isnull=True)),
+        )
+        .values_list("folder_id", "threads", "alone")
+    }
     accounts: dict[int, SidebarAccount] = {}
     for folder in sorted(folders, key=_folder_order):
         entry = accounts.setdefault(folder.account_id, SidebarAccount(folder.account, []))

@@ -301,9 +301,12 @@ class Message(models.Model):
             models.Index(fields=["folder", "-date", "-id"], name="mailboxes_msg_folder_date"),
             # Lists over several folders (a search, Starred) walk the dates across them.
             models.Index(fields=["-date", "-id"], name="mailboxes_msg_date"),
-            # Unread counts per folder, computed here so that they follow local actions at once.
+            # Unread counts per folder (of conversations), computed here so that they follow
+            # local actions at once.
             models.Index(
-                fields=["folder"], condition=models.Q(seen=False), name="mailboxes_msg_unread"
+                fields=["folder", "conversation"],
+                condition=models.Q(seen=False),
+                name="mailboxes_msg_unread_threads",
             ),
             # A conversation's messages: the lists' summaries and the threading's merges. On
             # PostgreSQL it also holds what the summaries read (migration 0014).

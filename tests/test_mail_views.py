@@ -337,14 +337,33 @@ def test_a_sender_shows_once_with_every_message_of_theirs_counted(
     assert (row.count, row.senders) == (3, [("Dave", False), ("Erin", True)])
 
 
-def test_the_sidebar_counts_unread_mail_locally(alice_client: Client, mine: Mailbox) -> None:
-    mine.add("Un")
-    mine.add("Deux", minutes=1)
-    mine.add("Lu", minutes=2, seen=True)
+def test_the_sidebar_counts_unread_conversations_locally(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    """As Gmail does, and as the list shows them: one bold row is one."""
+    first = mine.add("Un")
+    mine.add("Re: Un", conversation=first.content.conversation, minutes=1)
+    mine.add("Re: Un", conversation=first.content.conversation, minutes=2)
+    mine.add("Deux", minutes=3)
+    mine.add("Lu", minutes=4, seen=True)
+    mine.add("Re: Un", role="archive", conversation=first.content.conversation, minutes=5)
+    mine.add("Projet", role="", minutes=6)
+    mine.add("Re: Projet", role="", minutes=7)
 
     sidebar = alice_client.get(reverse("mail-inbox")).context["sidebar"]
 
     assert sidebar.inbox_unread == 2
+    unread = {item.folder.name: item.unread for item in sidebar.accounts[0].folders}
+    assert unread == {
+        "INBOX": 2,
+        "Sent": 0,
+        "Archive": 1,
+        "Junk": 0,
+        "Trash": 0,
+        "Projets": 2,  # two conversations
+    }
+    Message.objects.filter(content__conversation=first.content.conversation).update(seen=True)
+    assert alice_client.get(reverse("mail-inbox")).context["sidebar"].inbox_unread == 1
     labels = [item.label for item in sidebar.accounts[0].folders]
     assert labels == ["Inbox", "Sent", "Archive", "Junk", "Trash", "Projets"]
 
