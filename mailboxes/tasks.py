@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.app.task import Task
 from django.db import transaction
 
-from mailboxes import indexing, live, services
+from mailboxes import indexing, live, rawstore, services
 from mailboxes.models import MailAccount
 from mailcore import connect
+
+logger = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 30
 MAX_RETRIES = 6  # 30 s, 1, 2, 4, 8, 16 minutes: about half an hour of trying
@@ -41,3 +45,12 @@ def sync_all_accounts() -> None:
     ids = MailAccount.objects.values_list("pk", flat=True)
     for account_id in ids:
         sync_account.delay(account_id)
+
+
+@shared_task(name="mailboxes.collect_orphan_files")
+def collect_orphan_files() -> int:
+    """Remove raw message files that no row names any more (mailboxes.rawstore)."""
+    removed = rawstore.collect_orphans()
+    if removed:
+        logger.info("removed %d orphan message files", len(removed))
+    return len(removed)

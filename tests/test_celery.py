@@ -24,3 +24,15 @@ def test_eager_tasks_receive_arguments_as_a_broker_would_deliver_them() -> None:
 def test_a_task_handed_an_object_json_cannot_carry_fails_in_tests_too() -> None:
     with pytest.raises(EncodeError):
         echo.delay(object())
+
+
+def test_every_scheduled_task_is_registered() -> None:
+    """A name in the scheduler's table that no worker knows would be dropped at every beat."""
+    from django.conf import settings
+
+    from webmail.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "mailboxes.collect_orphan_files" in scheduled
+    assert scheduled - set(app.tasks) == set()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,59 @@ def test_a_pack_shorter_than_its_rows_say_reads_as_missing(local_account: MailAc
 
 
 # COPY ------------------------------------------------------------------------------------------
+
+
+def test_orphan_files_are_collected_once_old_and_named_ones_never(
+    local_account: MailAccount, alice: User
+) -> None:
+    """Packs a killed batch left without rows, temporary files and a deleted account's files go
+    after a day; packs and message files that rows name stay, and so does anything younger."""
+    raws = {f"{n:064x}": sample(n) for n in range(3)}
+    named = sync.build_contents(local_account, raws)
+    bulk.insert(named, set_ids=True)
+    alone = sync.store_content(local_account, sample(9))
+    orphan_pack, _offsets = rawstore.write_pack(local_account, [sample(5)])  # no rows
+    young_pack, _offsets = rawstore.write_pack(local_account, [sample(6)])
+    unnamed_message = rawstore.write_one(local_account, sample(7), "7" * 64)  # kept: reusable
+    root = Path(default_storage.path(""))
+    stray = root / f"mail/{local_account.pk}/ab/{'a' * 64}.eml.123.456.tmp"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"half a message")
+    gone = MailAccount.objects.create(
+        user=alice, email="old@example.org", incoming_host="h", username="u", password="p",
+        smtp_host="h",
+    )  # fmt: skip
+    gone_pack, _offsets = rawstore.write_pack(gone, [sample(8)])
+    gone_message = rawstore.write_one(gone, sample(8), "8" * 64)
+    gone.delete()
+    not_ours = root / "mail/exports/archive.pack"
+    not_ours.parent.mkdir(parents=True, exist_ok=True)
+    not_ours.write_bytes(b"someone else's")
+    day_and_a_bit = time.time() - 25 * 3600
+    for path in root.joinpath("mail").rglob("*"):
+        if path.is_file() and path.name != Path(young_pack).name:
+            os.utime(path, (day_and_a_bit, day_and_a_bit))
+
+    removed = rawstore.collect_orphans()
+
+    assert sorted(removed) == sorted(
+        [orphan_pack, f"mail/{local_account.pk}/ab/{stray.name}", gone_pack, gone_message]
+    )
+    for kept in (named[0].raw_path, alone.raw_path, young_pack, unnamed_message):
+        assert default_storage.exists(kept), kept
+    assert rawstore.read(named[2]) == raws[named[2].sha256]
+    assert not_ours.exists()
+    assert rawstore.collect_orphans() == []
+
+
+def test_a_message_file_reused_by_a_new_copy_is_young_again(local_account: MailAccount) -> None:
+    path = rawstore.write_one(local_account, sample(1), "1" * 64)
+    file = Path(default_storage.path(path))
+    os.utime(file, (0, 0))
+
+    assert rawstore.write_one(local_account, sample(1), "1" * 64) == path
+
+    assert file.stat().st_mtime > time.time() - 60
 
 
 def test_copy_insert_sets_ids_and_stores_every_field(local_account: MailAccount) -> None:

@@ -196,6 +196,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mailboxes.sync_all_accounts",
         "schedule": float(env_int("SYNC_INTERVAL", 300, minimum=10)),
     },
+    # Message files that a worker killed mid-batch left without rows.
+    "collect-orphan-files": {"task": "mailboxes.collect_orphan_files", "schedule": 6 * 3600.0},
     # Snoozed conversations come back to the Inbox on time; undo entries are forgotten.
     "wake-snoozed": {"task": "mail.wake_snoozed", "schedule": 30.0},
     # Messages due (send later, retries) and any a killed worker left half-way.
