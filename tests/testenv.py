@@ -7,11 +7,17 @@ Every value can be overridden from the environment, e.g. to run against another 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/courrier")
+# A database name of this checkout's own (pytest-django tests in "test_" + it): two checkouts'
+# runs on one machine (the CI's fresh clone and a working tree, say) must not drop each other's
+# test database, which pytest-django does to a leftover one it finds.
+_checkout = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/courrier_{_checkout}")
 # Persistent connections would outlive the live server's request threads and block teardown.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
