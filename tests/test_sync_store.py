@@ -132,10 +132,11 @@ def test_a_pack_shorter_than_its_rows_say_reads_as_missing(local_account: MailAc
 
 
 def test_orphan_files_are_collected_once_old_and_named_ones_never(
-    local_account: MailAccount, alice: User
+    local_account: MailAccount, alice: User, settings: Any, tmp_path: Path
 ) -> None:
     """Packs a killed batch left without rows, temporary files and a deleted account's files go
     after a day; packs and message files that rows name stay, and so does anything younger."""
+    settings.MEDIA_ROOT = tmp_path / "media"  # not the files of the session's other tests
     raws = {f"{n:064x}": sample(n) for n in range(3)}
     named = sync.build_contents(local_account, raws)
     bulk.insert(named, set_ids=True)
