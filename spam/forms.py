@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django import forms
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from mailcore.rules import MAX_SCORE, Problem, Reason, check_rules, describe
@@ -147,22 +147,32 @@ class QuickRuleForm(forms.Form):
     """One simple rule: one condition, one action."""
 
     name = forms.CharField(label=_("Name"), max_length=200)
-    field = forms.ChoiceField(label=_("When"), choices=QUICK_FIELDS)
+    # "When" alone is also the security log's date column, "Date" in French.
+    field = forms.ChoiceField(label=pgettext_lazy("rule condition", "When"), choices=QUICK_FIELDS)
     op = forms.ChoiceField(label=_("Condition"), choices=QUICK_OPS)
     value = forms.CharField(label=_("Value"), max_length=500)
     action = forms.ChoiceField(label=_("Then"), choices=QUICK_ACTIONS)
     folder = forms.CharField(label=_("Folder"), max_length=255, required=False)
-    score = forms.FloatField(label=_("Score"), required=False)
+    score = forms.FloatField(
+        label=_("Score"), required=False, min_value=-MAX_SCORE, max_value=MAX_SCORE
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.errors:
             return data
         action: dict[str, Any] = {"action": data["action"]}
+        # The action's own field says what it misses, rather than check_rules' path in JSON.
         if data["action"] == "move":
-            action["folder"] = data.get("folder", "")
+            if not data.get("folder"):
+                self.add_error("folder", _("Name the folder to move it to."))
+                return data
+            action["folder"] = data["folder"]
         if data["action"] == "score":
-            action["value"] = data.get("score")
+            if data.get("score") is None:
+                self.add_error("score", _("Give the score to add."))
+                return data
+            action["value"] = data["score"]
         op = data["op"]
         if data["field"] == "body" and op != "contains":
             raise forms.ValidationError(_("The text can only be searched for words (contains)."))
@@ -173,8 +183,10 @@ class QuickRuleForm(forms.Form):
             "actions": [action],
         }
         problems = check_rules([rule])
-        if problems:
-            raise forms.ValidationError(problem_messages(problems))
+        if problems:  # one rule, one condition, one action: where in the JSON means nothing here
+            raise forms.ValidationError(
+                [describe(Reason(p.code, p.params), gettext) for p in problems[:50]]
+            )
         data["rule"] = rule
         return data
 

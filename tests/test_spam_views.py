@@ -141,7 +141,22 @@ def test_a_move_without_a_folder_is_refused(alice_client: Client) -> None:
         {"name": "News", "field": "subject", "op": "contains", "value": "x", "action": "move"},
     )
     assert response.status_code == 400
-    assert "Invalid value: a folder name." in response.content.decode()
+    assert "Name the folder to move it to." in response.content.decode()
+    assert not RuleSet.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("score", "error"),
+    [("", "Give the score to add."), ("5000", "less than or equal to 1000")],
+)
+def test_a_score_rule_needs_a_score_in_range(alice_client: Client, score: str, error: str) -> None:
+    response = alice_client.post(
+        "/mail/filters/rules/",
+        {"name": "Ads", "field": "subject", "op": "contains", "value": "ad",
+         "action": "score", "score": score},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert error in response.content.decode()
     assert not RuleSet.objects.exists()
 
 
