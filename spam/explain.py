@@ -166,3 +166,69 @@ def explained_rules(matches: object) -> list[ExplainedRule]:
 
 def number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else ""
+
+
+# A rule as a sentence -----------------------------------------------------------------------
+
+# The fields a rule of the simple form tests (spam.forms.QuickRuleForm offers the same).
+FIELD_LABELS = {
+    "sender": _("The sender's address"),
+    "sender_domain": _("The sender's domain"),
+    "display_name": _("The sender's name"),
+    "recipient": _("A recipient"),
+    "subject": _("The subject"),
+    "body": _("The text"),
+    "list": _("The mailing list"),
+}
+# Whole sentences, negations included: word order and negation differ between languages.
+CONDITION_TEXTS = {
+    ("contains", False): _("%(field)s contains “%(value)s”"),
+    ("contains", True): _("%(field)s does not contain “%(value)s”"),
+    ("is", False): _("%(field)s is “%(value)s”"),
+    ("is", True): _("%(field)s is not “%(value)s”"),
+    ("matches", False): _("%(field)s matches “%(value)s”"),
+    ("matches", True): _("%(field)s does not match “%(value)s”"),
+}
+RULE_ACTION_TEXTS = {
+    "junk": _("move to Junk"),
+    "move": _("move to “%(folder)s”"),
+    "mark_read": _("mark as read"),
+    "flag": _("star"),
+    "delete": _("move to the Trash"),
+    "score": _("add %(value)s to the spam score"),
+    "stop": _("stop here"),
+}
+
+
+def rule_summary(rule: dict[str, Any]) -> str:
+    """A rule of the simple form's kinds in words ("The subject contains “lottery” → move to
+    Junk"); "" for anything else (a header, a size, a regular expression…), which the page then
+    shows as it is written in JSON."""
+    conditions = rule.get("conditions")
+    actions = rule.get("actions")
+    if not isinstance(conditions, list) or not isinstance(actions, list):
+        return ""
+    if not conditions or not actions:
+        return ""
+    tested = []
+    for condition in conditions:
+        if not isinstance(condition, dict):
+            return ""
+        label = FIELD_LABELS.get(condition.get("field"))  # type: ignore[arg-type]
+        text = CONDITION_TEXTS.get((condition.get("op"), condition.get("negate") is True))
+        value = condition.get("value")
+        if label is None or text is None or not isinstance(value, str):
+            return ""
+        tested.append(str(text) % {"field": label, "value": value})
+    done = []
+    for action in actions:
+        if not isinstance(action, dict):
+            return ""
+        text = RULE_ACTION_TEXTS.get(action.get("action"))  # type: ignore[arg-type]
+        if text is None:
+            return ""
+        done.append(
+            str(text) % {"folder": action.get("folder", ""), "value": number(action.get("value"))}
+        )
+    joiner = gettext(" or ") if rule.get("match") == "any" else gettext(" and ")
+    return f"{joiner.join(tested)} → {', '.join(done)}"

@@ -8,6 +8,7 @@ from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from mailcore.rules import MAX_SCORE, Problem, Reason, check_rules, describe
+from spam.explain import FIELD_LABELS
 from spam.models import RuleSet, SenderEntry
 from spam.pipeline import valid_pattern
 
@@ -119,15 +120,7 @@ class RulesForm(forms.Form):
         return _clean_threshold(self.cleaned_data.get("threshold"))
 
 
-QUICK_FIELDS = [
-    ("sender", _("The sender's address")),
-    ("sender_domain", _("The sender's domain")),
-    ("display_name", _("The sender's name")),
-    ("recipient", _("A recipient")),
-    ("subject", _("The subject")),
-    ("body", _("The text")),
-    ("list", _("The mailing list")),
-]
+QUICK_FIELDS = list(FIELD_LABELS.items())
 QUICK_OPS = [
     ("contains", _("contains")),
     ("is", _("is")),

@@ -52,7 +52,11 @@ def _page(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse
     classifier = Classifier.from_dict(state or {})
     context = {
         "entries": SenderEntry.objects.filter(user=user),
-        "rules": [(index, rule) for index, rule in enumerate(rules) if isinstance(rule, dict)],
+        "rules": [
+            (index, rule, explain.rule_summary(rule))
+            for index, rule in enumerate(rules)
+            if isinstance(rule, dict)
+        ],
         "sender_form": forms.get("sender_form") or SenderEntryForm(),
         "rule_form": forms.get("rule_form") or QuickRuleForm(),
         "rules_form": forms.get("rules_form")

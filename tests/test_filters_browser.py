@@ -136,8 +136,8 @@ def test_add_a_rule_from_the_settings_see_a_bad_one_refused_and_remove_it(
     listed = rules.locator("ol.rules > li")
     expect(listed).to_have_count(1)
     expect(listed.first).to_contain_text("Newsletters")
-    expect(listed.first.locator("code")).to_have_text(
-        "sender_domain is news.example → move Newsletters"
+    expect(listed.first.locator(".rule-summary")).to_have_text(
+        "The sender's domain is “news.example” → move to “Newsletters”"
     )
     expect(rules.get_by_label("Name")).to_have_value("")  # a fresh form for the next rule
 

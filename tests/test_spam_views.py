@@ -135,6 +135,38 @@ def test_adding_a_simple_rule(alice_client: Client, alice: User) -> None:
     ]
 
 
+def test_rules_are_listed_in_words_in_the_users_language(alice_client: Client, alice: User) -> None:
+    """The simple form's kinds of rule as sentences; anything else as its JSON says it."""
+    RuleSet.objects.create(
+        scope="user",
+        user=alice,
+        rules=[
+            {"name": "Prizes", "match": "any", "conditions": [
+                {"field": "subject", "op": "contains", "value": "loterie"},
+                {"field": "sender_domain", "op": "is", "negate": True, "value": "fdj.fr"},
+            ], "actions": [{"action": "score", "value": 4.5}, {"action": "mark_read"}]},
+            {"name": "News", "conditions": [
+                {"field": "list", "op": "matches", "value": "*.news.example"},
+            ], "actions": [{"action": "move", "folder": "Lettres"}]},
+            {"name": "Big", "conditions": [{"field": "size", "op": "gt", "value": 1000000}],
+             "actions": [{"action": "junk"}]},
+        ],
+    )  # fmt: skip
+
+    english = alice_client.get("/mail/filters/").content.decode()
+    assert (
+        "The subject contains “loterie” or The sender&#x27;s domain is not “fdj.fr”"
+        " → add 4.5 to the spam score, mark as read"
+    ) in english
+    assert "The mailing list matches “*.news.example” → move to “Lettres”" in english
+    assert "<code>size gt 1000000 → junk</code>" in english  # no words for it: as written
+    french = alice_client.get("/mail/filters/", headers={"accept-language": "fr"})
+    assert (
+        "L’objet contient « loterie » ou Le domaine de l’expéditeur n’est pas « fdj.fr »"
+        " → ajouter 4.5 au score de spam, marquer comme lu"
+    ) in french.content.decode()
+
+
 def test_a_move_without_a_folder_is_refused(alice_client: Client) -> None:
     response = alice_client.post(
         "/mail/filters/rules/",
