@@ -264,6 +264,20 @@ def test_older_mail_shows_a_date_every_english_reader_reads_the_same(
     assert ">31/10/2025</time>" in french
 
 
+def test_times_of_today_and_full_dates_read_as_a_mail_client_shows_them() -> None:
+    from django.utils import timezone, translation
+
+    from mail.templatetags.mail_tags import full_date, mail_date
+
+    today = timezone.localtime().replace(hour=16, minute=37, second=0, microsecond=0)
+    with translation.override("en"):
+        assert mail_date(today) == "4:37 PM"  # not "4:37 p.m."
+        assert full_date(today.replace(year=2025, month=12, day=19)) == "19 Dec 2025, 4:37 PM"
+    with translation.override("fr"):
+        assert mail_date(today) == "16:37"
+        assert full_date(today.replace(year=2025, month=12, day=19)) == "19 décembre 2025 16:37"
+
+
 def test_trash_and_junk_stay_out_of_a_conversation_seen_from_the_inbox(
     alice_client: Client, mine: Mailbox
 ) -> None:
