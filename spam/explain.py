@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import formats
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -165,7 +166,10 @@ def explained_rules(matches: object) -> list[ExplainedRule]:
 
 
 def number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else ""
+    """A score as the user's language writes it: 4.5, 4,5 in French."""
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value:g}".replace(".", str(formats.get_format("DECIMAL_SEPARATOR")))
 
 
 # A rule as a sentence -----------------------------------------------------------------------

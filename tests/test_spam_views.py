@@ -163,7 +163,7 @@ def test_rules_are_listed_in_words_in_the_users_language(alice_client: Client, a
     french = alice_client.get("/mail/filters/", headers={"accept-language": "fr"})
     assert (
         "L’objet contient « loterie » ou Le domaine de l’expéditeur n’est pas « fdj.fr »"
-        " → ajouter 4.5 au score de spam, marquer comme lu"
+        " → ajouter 4,5 au score de spam, marquer comme lu"
     ) in french.content.decode()
 
 
