@@ -210,9 +210,7 @@ def rule_summary(rule: dict[str, Any]) -> str:
     shows as it is written in JSON."""
     conditions = rule.get("conditions")
     actions = rule.get("actions")
-    if not isinstance(conditions, list) or not isinstance(actions, list):
-        return ""
-    if not conditions or not actions:
+    if not (isinstance(conditions, list) and conditions and isinstance(actions, list) and actions):
         return ""
     tested = []
     for condition in conditions:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -364,6 +365,14 @@ def dnszones(tmp_path_factory: pytest.TempPathFactory, mail_zones: Zones) -> Ite
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def app_uses_dnszones(dnszones: DnsServer, settings: Any) -> DnsServer:
+    """The app's DNS questions (settings.DNS_RESOLVER: SPF, DKIM, DMARC…) go to `dnszones`."""
+    host, port = dnszones.nameserver
+    settings.DNS_RESOLVER = f"{host}:{port}"
+    return dnszones
 
 
 class BlackHole:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect
@@ -30,11 +29,12 @@ from tests.test_browser import browser as browser  # the fixture, by name
 from tests.test_browser import record_problem, sign_in_page
 from tests.test_spam_pipeline import LOTTERY, mail
 
-pytest.register_assert_rewrite("tests.dnszones")
-from tests.dnszones import DnsServer  # noqa: E402 -- after register_assert_rewrite, on purpose
-
 pytest_plugins = ["tests.dnszones"]
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("app_uses_dnszones"),
+]
 
 
 FAILED_WITH_400 = "Failed to load resource: the server responded with a status of 400 "
@@ -67,13 +67,6 @@ def record_refusal(refused: list[str], response: Response) -> None:
         refused.append(f"{response.request.method} {path}")
 
 
-@pytest.fixture(autouse=True)
-def _resolver(dnszones: DnsServer, settings: Any) -> None:
-    """The dry run checks the sender's SPF, DKIM and DMARC: asked of the test zones only."""
-    host, port = dnszones.nameserver
-    settings.DNS_RESOLVER = f"{host}:{port}"
-
-
 @pytest.fixture
 def alice_account(alice: User) -> MailAccount:
     account = MailAccount.objects.create(
@@ -92,6 +85,11 @@ def alice_account(alice: User) -> MailAccount:
 @pytest.fixture
 def lottery_rule(alice: User) -> RuleSet:
     return RuleSet.objects.create(scope="user", user=alice, rules=[LOTTERY])
+
+
+def open_filters(page: Page, base: str, user: User) -> None:
+    sign_in_page(page, base, user.email, PASSWORD)
+    page.goto(f"{base}/mail/filters/")
 
 
 def test_add_a_rule_from_the_settings_see_a_bad_one_refused_and_remove_it(
@@ -170,8 +168,7 @@ def test_block_a_sender_see_a_bad_pattern_refused_and_remove_it(
     refused: list[str],
 ) -> None:
     base = live_server.url
-    sign_in_page(page, base, alice.email, PASSWORD)
-    page.goto(f"{base}/mail/filters/")
+    open_filters(page, base, alice)
     lists = page.locator("section.spam-lists")
     expect(lists).to_contain_text("Nobody is on your lists yet.")
 
@@ -239,8 +236,7 @@ def test_the_filters_page_in_french(
     refused: list[str],
 ) -> None:
     base = live_server.url
-    sign_in_page(page, base, alice.email, PASSWORD)
-    page.goto(f"{base}/mail/filters/")
+    open_filters(page, base, alice)
     page.get_by_role("button", name="Français").click()
     expect(page.locator("html")).to_have_attribute("lang", "fr")
     expect(page).to_have_url(f"{base}/mail/filters/")

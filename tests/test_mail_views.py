@@ -9,12 +9,14 @@ import pytest
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone, translation
 from imapclient import IMAPClient
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
 from mail import listing
 from mail.models import Preferences, UndoableAction
+from mail.templatetags.mail_tags import full_date, mail_date
 from mailboxes import indexing, sync
 from mailboxes.models import (
     Conversation,
@@ -265,10 +267,6 @@ def test_older_mail_shows_a_date_every_english_reader_reads_the_same(
 
 
 def test_times_of_today_and_full_dates_read_as_a_mail_client_shows_them() -> None:
-    from django.utils import timezone, translation
-
-    from mail.templatetags.mail_tags import full_date, mail_date
-
     today = timezone.localtime().replace(hour=16, minute=37, second=0, microsecond=0)
     with translation.override("en"):
         assert mail_date(today) == "4:37 PM"  # not "4:37 p.m."

@@ -33,18 +33,12 @@ from spam.models import (
 )
 
 pytest.register_assert_rewrite("tests.dnszones")
-from tests.dnszones import DnsServer, Zones  # noqa: E402 -- after register_assert_rewrite, on purpose
+from tests.dnszones import Zones  # noqa: E402 -- after register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.dnszones"]
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("app_uses_dnszones")]
 
 MX = "mx.courrier.test"
-
-
-@pytest.fixture(autouse=True)
-def _resolver(dnszones: DnsServer, settings: Any) -> None:
-    host, port = dnszones.nameserver
-    settings.DNS_RESOLVER = f"{host}:{port}"
 
 
 class Box:

@@ -20,17 +20,8 @@ from spam.models import ClassifierState, RuleSet, SenderEntry, Verdict
 from tests.conftest import make_user
 from tests.test_spam_pipeline import LOTTERY, Box, mail
 
-pytest.register_assert_rewrite("tests.dnszones")
-from tests.dnszones import DnsServer  # noqa: E402 -- after register_assert_rewrite, on purpose
-
 pytest_plugins = ["tests.dnszones"]
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _resolver(dnszones: DnsServer, settings: Any) -> None:
-    host, port = dnszones.nameserver
-    settings.DNS_RESOLVER = f"{host}:{port}"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("app_uses_dnszones")]
 
 
 @pytest.fixture
