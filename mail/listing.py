@@ -16,26 +16,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal, NamedTuple
 
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import connection
 from django.db.models import (
-    Aggregate,
     Count,
     Exists,
-    F,
-    Func,
-    IntegerField,
-    Max,
-    Min,
     OuterRef,
     Q,
     QuerySet,
-    TextField,
-    Window,
 )
-from django.db.models.functions import RowNumber
-from django.db.models.sql.compiler import SQLCompiler
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -44,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from mail.models import Snooze
 from mailboxes import search
-from mailboxes.models import Conversation, Folder, Keyword, MailAccount, Message
+from mailboxes.models import Conversation, Folder, Keyword, MailAccount, Message, MessageContent
 from mailcore import query as mailquery
 
 HIDDEN = (Folder.Role.TRASH, Folder.Role.JUNK)
@@ -64,9 +54,7 @@ ROW_FIELDS = [
     "seen",
     "flagged",
     "keywords",
-    "folder__name",
-    "folder__delimiter",
-    "folder__role",
+    "folder_id",
     "content__subject",
     "content__snippet",
     "content__from_name",
@@ -74,6 +62,7 @@ ROW_FIELDS = [
     "content__has_attachments",
     "content__conversation",
 ]
+ROW_FOLDER_FIELDS = ["folder__name", "folder__delimiter", "folder__role"]
 
 
 # Views ------------------------------------------------------------------------------------------
@@ -291,16 +280,29 @@ def page(
             next_cursor = None  # the end of the view
             break
         next_cursor = position  # after MAX_WALKS, a shorter page and a way on
-    return Page(_rows(view, picked, conversations, ids), next_cursor)
+    known = {folder.pk: folder for folder in folders} if folders is not None else None
+    return Page(_rows(view, picked, conversations, ids, known), next_cursor)
 
 
-def _rows(view: View, picked: list[int], conversations: bool, folders: _Folders) -> list[Row]:
-    newest = {
-        m.pk: m
-        for m in Message.objects.filter(pk__in=picked)
-        .select_related("content", "folder")
-        .only(*ROW_FIELDS)
-    }
+def _rows(
+    view: View,
+    picked: list[int],
+    conversations: bool,
+    folders: _Folders,
+    known: dict[int, Folder] | None = None,
+) -> list[Row]:
+    """`known`: the user's folders by id, when the caller has them, spares a join and a Folder
+    object a row."""
+    found = Message.objects.filter(pk__in=picked)
+    if known is None:
+        found = found.select_related("content", "folder").only(*ROW_FIELDS, *ROW_FOLDER_FIELDS)
+    else:
+        found = found.select_related("content").only(*ROW_FIELDS)
+    newest = {m.pk: m for m in found}
+    if known is not None:
+        for message in newest.values():
+            if message.folder_id in known:  # not a folder made since the walk: loaded if used
+                message.folder = known[message.folder_id]
     rows = [
         Row(message=newest[pk], conversation_id=newest[pk].content.conversation_id or 0)
         for pk in picked
@@ -340,123 +342,113 @@ class _Summary:
     labels: list[str]
 
 
-class _Over(Func):
-    """An aggregate of the groups' aggregates, for a window: ``SUM(COUNT(…)) OVER (…)``, which
-    Django's own aggregates refuse to nest."""
+class _Group(NamedTuple):
+    """A row of _SUMMARIES_SQL: one sender of a conversation, with the conversation's totals."""
 
-    window_compatible = True
-
-
-class _Sum(_Over):
-    function = "SUM"
-    output_field = IntegerField()
-
-
-class _Max(_Over):
-    function = "MAX"
-    output_field = IntegerField()
-
-
-class _Joined(_Over):
-    """Texts joined by commas."""
-
-    function = "STRING_AGG"
-    template = "%(function)s(%(expressions)s, ',')"
-    output_field = TextField()
-
-    def as_sqlite(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, list[Any]]:
-        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+    conversation: int
+    from_name: str
+    from_email: str
+    unread: int  # the sender's unread messages
+    total: int
+    any_unread: int
+    any_flagged: int
+    any_attached: int
+    all_keywords: str | None  # the keyword lists, as JSON texts joined by commas
+    oldest: int  # 1 for the conversation's first sender
+    latest: int  # 1 for its latest
 
 
-class _KeywordLists(Aggregate):
-    """The group's different keyword lists, as JSON texts joined by commas."""
-
-    function = "STRING_AGG"
-    template = "%(function)s(DISTINCT %(expressions)s%(tail)s)"
-    output_field = TextField()
-
-    def as_postgresql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, list[Any]]:
-        return self.as_sql(compiler, connection, tail="::text, ','", **extra)
-
-    def as_sqlite(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, list[Any]]:
-        # SQLite's DISTINCT takes one argument; a comma is its separator anyway.
-        return self.as_sql(compiler, connection, function="GROUP_CONCAT", tail="", **extra)
+# The summaries' SQL, written out rather than built with the ORM: compiling the ORM's version
+# (window sums over grouped aggregates) cost more Python time than PostgreSQL spent running it,
+# and it brought back a dozen columns, datetimes among them, that only the ordering needs.
+# `{agg}` is PostgreSQL's STRING_AGG or SQLite's GROUP_CONCAT (whose separator is the comma);
+# both run the rest as written (SQLite since 3.30).
+_SUMMARIES_SQL = """
+WITH grouped AS (
+    SELECT m.conversation_id AS conversation, c.from_name, c.from_email,
+        COUNT(DISTINCT m.content_id) AS contents,
+        COUNT(*) FILTER (WHERE NOT m.seen) AS unread,
+        COUNT(*) FILTER (WHERE m.flagged) AS flagged,
+        COUNT(*) FILTER (WHERE c.has_attachments) AS attached,
+        {agg}(DISTINCT CAST(m.keywords AS text){separator})
+            FILTER (WHERE CAST(m.keywords AS text) <> '[]') AS keyword_lists,
+        MIN(m.date) AS first_date, MIN(m.id) AS first_id,
+        MAX(m.date) AS last_date, MAX(m.id) AS last_id
+    FROM {message} m JOIN {content} c ON c.id = m.content_id
+    WHERE m.conversation_id IN ({wanted}) AND c.conversation_id IN ({wanted}) {left_out}
+    GROUP BY m.conversation_id, c.from_name, c.from_email
+), ranked AS (
+    SELECT conversation, from_name, from_email, unread,
+        CAST(SUM(contents) OVER whole AS integer) AS total,
+        MAX(unread) OVER whole AS any_unread,
+        MAX(flagged) OVER whole AS any_flagged,
+        MAX(attached) OVER whole AS any_attached,
+        {agg}(keyword_lists{separator}) OVER whole AS all_keywords,
+        ROW_NUMBER() OVER (
+            PARTITION BY conversation ORDER BY first_date ASC NULLS LAST, first_id ASC
+        ) AS oldest,
+        ROW_NUMBER() OVER (
+            PARTITION BY conversation ORDER BY last_date DESC NULLS LAST, last_id DESC
+        ) AS latest
+    FROM grouped
+    WINDOW whole AS (PARTITION BY conversation)
+)
+SELECT conversation, from_name, from_email, unread, total, any_unread, any_flagged,
+    any_attached, all_keywords, oldest, latest
+FROM ranked
+WHERE oldest = 1 OR latest < %s
+"""
 
 
 def _summaries(wanted: set[int], left_out: list[int]) -> dict[int, _Summary]:
     """What a row shows of each conversation in `wanted`, from its messages outside the
     folders `left_out`.
 
-    One query, whatever the conversations' size: the messages are grouped by sender in SQL,
-    each group carries its conversation's totals (window sums over the groups), and only the
-    first sender's group and the latest senders' come back: at most MAX_SENDERS rows a
-    conversation. A message's copies share its sender, so a copy in two folders counts once."""
+    One query, whatever the conversations' size: the messages are grouped by sender, each
+    group carries its conversation's totals (window sums over the groups), and only the first
+    sender's group and the latest senders' come back: at most MAX_SENDERS rows a
+    conversation. A message's copies share its sender, so a copy in two folders counts once.
+
+    Every copy of the conversations' contents is the user's: only Trash and Junk are left out.
+    The messages are found by their own conversation id (the index mailboxes_msg_conversation
+    holds what is read of them), their contents by theirs (mailboxes_content_conv_senders holds
+    the sender): the same ids both sides, or PostgreSQL reads every content to join."""
     if not wanted:
         return {}
-    conversation = F("conversation_id")
-    # Every copy of the conversations' contents is the user's: only Trash and Junk are left out.
-    # The messages are found by their own conversation id (the index mailboxes_msg_conversation
-    # holds what is read of them), their contents by theirs (mailboxes_content_conv_senders
-    # holds the sender): the same ids both sides, or PostgreSQL reads every content to join.
-    groups = (
-        Message.objects.filter(conversation_id__in=wanted, content__conversation_id__in=wanted)
-        .exclude(folder_id__in=left_out)
-        .values("conversation_id", "content__from_name", "content__from_email")
-        .annotate(
-            contents=Count("content_id", distinct=True),
-            unread=Count("id", filter=Q(seen=False)),
-            flagged=Count("id", filter=Q(flagged=True)),
-            attached=Count("id", filter=Q(content__has_attachments=True)),
-            keyword_lists=_KeywordLists("keywords", filter=~Q(keywords=[])),
-            first_date=Min("date"),
-            first_id=Min("id"),
-            last_date=Max("date"),
-            last_id=Max("id"),
-        )
-        .annotate(
-            total=Window(_Sum("contents"), partition_by=conversation),
-            any_unread=Window(_Max("unread"), partition_by=conversation),
-            any_flagged=Window(_Max("flagged"), partition_by=conversation),
-            any_attached=Window(_Max("attached"), partition_by=conversation),
-            all_keywords=Window(_Joined("keyword_lists"), partition_by=conversation),
-            oldest=Window(
-                RowNumber(),
-                partition_by=conversation,
-                order_by=[F("first_date").asc(nulls_last=True), F("first_id").asc()],
-            ),
-            latest=Window(
-                RowNumber(),
-                partition_by=conversation,
-                order_by=[F("last_date").desc(nulls_last=True), F("last_id").desc()],
-            ),
-        )
-        .filter(Q(oldest=1) | Q(latest__lt=MAX_SENDERS))
+    ids = sorted(wanted)
+    marks = ", ".join(["%s"] * len(ids))
+    sql = _SUMMARIES_SQL.format(
+        agg="STRING_AGG" if connection.vendor == "postgresql" else "GROUP_CONCAT",
+        separator=", ','" if connection.vendor == "postgresql" else "",
+        message=Message._meta.db_table,
+        content=MessageContent._meta.db_table,
+        wanted=marks,
+        left_out=f"AND m.folder_id NOT IN ({', '.join(['%s'] * len(left_out))})"
+        if left_out
+        else "",
     )
-    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, *ids, *left_out, MAX_SENDERS])
+        groups = [_Group(*values) for values in cursor.fetchall()]
+    found: dict[int, list[_Group]] = defaultdict(list)
     for group in groups:
-        found[group["conversation_id"]].append(group)
+        found[group.conversation].append(group)
     summaries = {}
     for conversation_id, items in found.items():
         # The first sender, then the latest ones, the most recent last.
-        items.sort(key=lambda item: (item["oldest"] != 1, -item["latest"]))
-        total = int(items[0]["total"])  # PostgreSQL sums to a numeric
+        items.sort(key=lambda item: (item.oldest != 1, -item.latest))
+        first = items[0]
         names: dict[str, bool] = {}
         for item in items:
-            name = item["content__from_name"] or item["content__from_email"] or "?"
-            label = name.split(" ")[0] if total > 1 else name
-            names[label] = names.get(label, False) or bool(item["unread"])
-        keywords = json.loads(f"[{items[0]['all_keywords'] or ''}]")
+            name = item.from_name or item.from_email or "?"
+            label = name.split(" ")[0] if first.total > 1 else name
+            names[label] = names.get(label, False) or bool(item.unread)
+        keywords = json.loads(f"[{first.all_keywords or ''}]")
         summaries[conversation_id] = _Summary(
-            count=total,
-            unread=bool(items[0]["any_unread"]),
-            flagged=bool(items[0]["any_flagged"]),
-            has_attachments=bool(items[0]["any_attached"]),
+            count=first.total,
+            unread=bool(first.any_unread),
+            flagged=bool(first.any_flagged),
+            has_attachments=bool(first.any_attached),
             senders=list(names.items()),
             labels=labels_of([k for listed in keywords for k in listed]),
         )
@@ -507,6 +499,7 @@ def sidebar(user: User) -> Sidebar:
     every = list(
         Folder.objects.filter(account__user=user)
         .select_related("account")
+        .defer("account__password", "account__smtp_password")  # decrypted on load, unused
         .order_by("account__email", "name")
     )
     folders = [f for f in every if f.selectable]

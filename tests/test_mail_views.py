@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import dateformat, formats, timezone, translation
 from imapclient import IMAPClient
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
 from mail import listing
 from mail.models import Preferences, UndoableAction
-from mail.templatetags.mail_tags import full_date, mail_date
+from mail.templatetags.mail_tags import DateTexts, full_date, mail_date
 from mailboxes import indexing, sync
 from mailboxes.models import (
     Conversation,
@@ -274,6 +275,26 @@ def test_times_of_today_and_full_dates_read_as_a_mail_client_shows_them() -> Non
     with translation.override("fr"):
         assert mail_date(today) == "16:37"
         assert full_date(today.replace(year=2025, month=12, day=19)) == "19 décembre 2025 16:37"
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Asia/Kolkata"])
+def test_the_lists_date_texts_are_djangos_for_every_format(language: str, zone: str) -> None:
+    """The list's per-page formatter (day parts once a day) writes what dateformat writes,
+    across a change to summer time, for the formats in use and for every specifier."""
+    formats_used = [
+        formats.get_format(name, lang=language)
+        for name in ("DATETIME_FORMAT", "TIME_FORMAT", "MONTH_DAY_FORMAT", "SHORT_DATE_FORMAT")
+    ]
+    every_specifier = [r"D, d M Y H:i:s O", "c", "r", "U", r"l jS \o\f F Y h:i:s A e T Z I"]
+    every_specifier += [r"\j \Y N E W t L o z b w y", "g:i a P f u G"]
+    start = datetime(2026, 3, 27, 22, 0, 5, 250, tzinfo=UTC)  # Europe's change: the 29th
+    with translation.override(language):
+        for format_string in formats_used + every_specifier:
+            texts = DateTexts(format_string)
+            for minutes in range(0, 6 * 24 * 60, 97):
+                value = (start + timedelta(minutes=minutes)).astimezone(ZoneInfo(zone))
+                assert texts(value) == dateformat.format(value, format_string)
 
 
 def test_trash_and_junk_stay_out_of_a_conversation_seen_from_the_inbox(
