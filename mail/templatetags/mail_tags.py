@@ -228,9 +228,11 @@ class DateTexts:
     again. A page's rows share a few days; the names were most of the cost (a translation
     lookup each), about 0.1 ms a row."""
 
-    # Django's specifiers that depend on the calendar day alone; the others read the time or
-    # the zone's offset, which can change within a day.
+    # Django's specifiers that depend on the calendar day alone, and on the hour alone (AM and
+    # PM are translated: a lookup each); the others read the minutes, the seconds or the zone's
+    # offset, which can change within a day.
     DAY_ONLY = frozenset("bdDEFjlLmMnNoSWtwyYz")
+    HOUR_ONLY = frozenset("aAgGhH")
 
     def __init__(self, format_string: str) -> None:
         self.pieces: list[tuple[str, str]] = []  # (specifier, "") or ("", literal text)
@@ -241,6 +243,7 @@ class DateTexts:
             elif part:
                 self.pieces.append(("", dateformat.re_escaped.sub(r"\1", part)))
         self.days: dict[date, list[str | None]] = {}  # None where a value's own text goes
+        self.hours: dict[tuple[str, int], str] = {}
 
     def __call__(self, value: datetime) -> str:
         texts = self.days.get(value.date())
@@ -258,6 +261,14 @@ class DateTexts:
             return "".join(texts)  # type: ignore[arg-type]
         own = dateformat.DateFormat(value)
         return "".join(
-            text if text is not None else str(getattr(own, specifier)())
+            text if text is not None else self._own(own, specifier, value.hour)
             for text, (specifier, _literal) in zip(texts, self.pieces, strict=True)
         )
+
+    def _own(self, own: dateformat.DateFormat, specifier: str, hour: int) -> str:
+        if specifier not in self.HOUR_ONLY:
+            return str(getattr(own, specifier)())
+        text = self.hours.get((specifier, hour))
+        if text is None:
+            text = self.hours[(specifier, hour)] = str(getattr(own, specifier)())
+        return text
