@@ -44,9 +44,9 @@ def test_a_signed_in_user_sees_the_mailbox_shell(
 ) -> None:
     assert alice_client.get("/").url == "/mail/inbox/"
     alice_client.get("/mail/inbox/")  # the first visit records the session for the Security page
-    # Then: session, user, preferences, folders, unread counts, labels; no folder, so no walk
-    # of the messages (mail.listing puts the folders' ids in its WHERE clause).
-    with django_assert_num_queries(6):
+    # Then: session, user, preferences, folders; no folder, so no unread count, no labels and
+    # no walk of the messages (mail.listing puts the folders' ids in their WHERE clauses).
+    with django_assert_num_queries(4):
         response = alice_client.get("/mail/inbox/")
     assert response.status_code == 200
     assert alice.email.encode() in response.content
