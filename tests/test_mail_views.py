@@ -162,6 +162,32 @@ def test_list_rows_escape_everything_a_message_brings(
     assert "<img" not in html  # …and no value of the message as markup
 
 
+def test_the_sidebar_marks_the_open_folder_nests_subfolders_and_escapes_names(
+    alice_client: Client, mine: Mailbox
+) -> None:
+    hostile = Folder.objects.create(
+        account=mine.account, name='Projets/<img src=x onerror="alert(1)">', delimiter="/"
+    )
+    mine.folders["hostile"] = hostile
+    mine.add("Plan", role="hostile")
+    mine.add("Devis", role="hostile", minutes=1)
+    mine.add("Lu", role="hostile", minutes=2, seen=True)
+
+    html = alice_client.get(reverse("mail-folder", args=[hostile.pk])).content.decode()
+
+    url = reverse("mail-folder", args=[hostile.pk])
+    escaped = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"  # under "Projets"
+    assert (
+        f'<li class="depth-1"><a href="{url}" aria-current="page" data-role="">'
+        f'<span class="label" title="{escaped}">{escaped}</span>'
+        '<strong class="count">2</strong></a></li>'
+    ) in html
+    assert "<img" not in html
+    inbox = reverse("mail-folder", args=[mine.folders["inbox"].pk])
+    assert f'<li class="depth-0"><a href="{inbox}" data-role="inbox">' in html  # not current
+    assert html.count('aria-current="page"') == 1
+
+
 def test_the_inbox_shows_one_row_per_conversation_with_its_count_and_senders(
     alice_client: Client, mine: Mailbox
 ) -> None:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from mail import listing
 
 if TYPE_CHECKING:
-    from mail.listing import Row
+    from mail.listing import Row, SidebarFolder
     from mailboxes.models import Folder
 
 register = template.Library()
@@ -164,6 +164,33 @@ def list_row(context: Context, row: Row) -> SafeString:
     )
 
 
+@register.simple_tag
+def sidebar_folders(items: list[SidebarFolder], view: object) -> SafeString:
+    """The sidebar's folders of one account (templates/mail/layout.html), built here like the
+    rows: in template markup, a dozen folders cost two milliseconds of every mail page."""
+    current = getattr(getattr(view, "folder", None), "pk", None)
+    before, _marker, after = _marked_url("mail-folder")
+    lines = []
+    for item in items:
+        folder = item.folder
+        label = _escape(item.label)
+        here = ' aria-current="page"' if folder.pk == current else ""
+        count = f'<strong class="count">{int(item.unread)}</strong>' if item.unread else ""
+        lines.append(
+            f'<li class="depth-{int(item.depth)}"><a href="{before}{int(folder.pk)}{after}"{here}'
+            f' data-role="{_escape(folder.role)}"><span class="label" title="{label}">{label}'
+            f"</span>{count}</a></li>"
+        )
+    return SafeString("\n".join(lines))
+
+
+def _marked_url(name: str) -> tuple[str, str, str]:
+    """reverse() of a URL taking one id, around a marker: the parts before and after the id,
+    for building many such URLs without calling reverse() for each."""
+    marker = 918273645
+    return reverse(name, args=[marker]).partition(str(marker))  # type: ignore[return-value]
+
+
 _ROW_SHARED = "mail_tags.list_row"
 
 
@@ -184,9 +211,7 @@ class _RowShared:
         self.back = _escape(
             urlencode({"v": getattr(view, "key", "")} | ({"q": query} if query else {}))
         )
-        # reverse() once a page, not once a row: the URL around a marker id.
-        marker = 918273645
-        self._url = reverse("mail-conversation", args=[marker]).partition(str(marker))
+        self._url = _marked_url("mail-conversation")  # reverse() once a page, not once a row
         self.text = {
             "select": escape(_("Select")),
             "star": escape(_("Star")),
