@@ -80,10 +80,15 @@ for number, (role, sender, seen, keywords) in enumerate([
                            date=start + timedelta(minutes=number))
 row = listing.page(alice, listing.View("inbox")).rows[0]
 print(row.count, row.unread, row.has_attachments, row.labels, row.senders)
+from mailboxes.models import Keyword
+Keyword.objects.create(account=account, name="Ecole")
+side = listing.sidebar(alice)
+counts = sorted((f.folder.name, f.unread) for a in side.accounts for f in a.folders)
+print(side.inbox_unread, counts, side.labels)
 """
 
 
-def test_conversation_rows_are_summed_up_on_sqlite(tmp_path: Path) -> None:
+def test_conversation_rows_and_the_sidebar_are_summed_up_on_sqlite(tmp_path: Path) -> None:
     environ = {
         "PATH": os.environ["PATH"],
         "DATA_DIR": str(tmp_path),
@@ -98,7 +103,9 @@ def test_conversation_rows_are_summed_up_on_sqlite(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    # Four messages outside the Trash; the first sender, then the latest two.
-    assert result.stdout.strip() == (
-        "4 True False ['Ecole'] [('Dave', False), ('Erin', True), ('Frank', False)]"
-    )
+    # Four messages outside the Trash; the first sender, then the latest two. Then the
+    # sidebar's written-out counts: one unread conversation in Projets and one in the Trash.
+    assert result.stdout.strip().splitlines() == [
+        "4 True False ['Ecole'] [('Dave', False), ('Erin', True), ('Frank', False)]",
+        "0 [('Projets', 1), ('archive', 0), ('inbox', 0), ('trash', 1)] ['Ecole']",
+    ]
