@@ -136,20 +136,23 @@ def view_from_key(user: User, key: str, query: str = "") -> View:
 
 @dataclass(frozen=True)
 class _Folders:
-    """The ids of the user's folders, as the lists need them: in the WHERE clause, so that
+    """The user's folders as the lists need them: their ids in the WHERE clause, so that
     PostgreSQL walks each folder's (folder, date, id) index instead of joining every message
-    to its folder."""
+    to its folder, and the folders themselves for the rows, which show theirs."""
 
+    by_id: dict[int, Folder]  # for the rows, which show their folder
     all: list[int]
     visible: list[int]  # outside Trash and Junk
     hidden: list[int]  # Trash and Junk
     inbox: list[int]
 
     @classmethod
-    def of(cls, folders: list[Folder]) -> _Folders:
+    def of(cls, folders: Iterable[Folder]) -> _Folders:
         """From every folder of the user's."""
-        roles = [(f.pk, f.role) for f in folders]
+        by_id = {f.pk: f for f in folders}
+        roles = [(pk, f.role) for pk, f in by_id.items()]
         return cls(
+            by_id=by_id,
             all=[pk for pk, _role in roles],
             visible=[pk for pk, role in roles if role not in HIDDEN],
             hidden=[pk for pk, role in roles if role in HIDDEN],
@@ -263,10 +266,7 @@ def page(
     folders: Iterable[Folder] | None = None,
 ) -> Page:
     """`folders`: all of the user's, when the caller has them (the sidebar does)."""
-    folders = (
-        list(folders) if folders is not None else list(Folder.objects.filter(account__user=user))
-    )
-    ids = _Folders.of(folders)
+    ids = _Folders.of(folders if folders is not None else Folder.objects.filter(account__user=user))
     messages = scope(user, view, ids)
     walked = messages.order_by("-date", "-id").values_list("id", "date", "conversation_id")
     position = cursor
@@ -305,25 +305,16 @@ def page(
             next_cursor = None  # the end of the view
             break
         next_cursor = position  # after MAX_WALKS, a shorter page and a way on
-    known = {folder.pk: folder for folder in folders}
-    return Page(_rows(view, picked, conversations, ids, known), next_cursor)
+    return Page(_rows(view, picked, conversations, ids), next_cursor)
 
 
-def _rows(
-    view: View,
-    picked: list[int],
-    conversations: bool,
-    folders: _Folders,
-    known: dict[int, Folder],
-) -> list[Row]:
-    """`known`: the user's folders by id."""
+def _rows(view: View, picked: list[int], conversations: bool, folders: _Folders) -> list[Row]:
     newest: dict[int, RowMessage] = {}
     for pk, date, seen, flagged, keywords, folder_id, *content in Message.objects.filter(
-        pk__in=picked, folder_id__in=known
+        pk__in=picked, folder_id__in=folders.all
     ).values_list(*ROW_FIELDS):
-        newest[pk] = RowMessage(
-            pk, date, seen, flagged, keywords, known[folder_id], RowContent(*content)
-        )
+        folder = folders.by_id[folder_id]
+        newest[pk] = RowMessage(pk, date, seen, flagged, keywords, folder, RowContent(*content))
     rows = [
         Row(message=newest[pk], conversation_id=newest[pk].content.conversation_id or 0)
         for pk in picked

@@ -16,12 +16,13 @@ MAX_RULES_JSON = 200_000  # characters of a rule set as typed
 MAX_RAW_MESSAGE = 1024 * 1024  # characters of a message pasted into the dry run
 
 
-def problem_messages(problems: list[Problem]) -> list[str]:
-    """Each problem of `check_rules` as "where: what", translated."""
-    return [
-        f"{p.path or gettext('rules')}: {describe(Reason(p.code, p.params), gettext)}"
-        for p in problems[:50]
-    ]
+def problem_messages(problems: list[Problem], *, where: bool = True) -> list[str]:
+    """Each problem of `check_rules` as "where: what" (or "what" alone), translated."""
+    messages = []
+    for problem in problems[:50]:
+        what = describe(Reason(problem.code, problem.params), gettext)
+        messages.append(f"{problem.path or gettext('rules')}: {what}" if where else what)
+    return messages
 
 
 def clean_rules_json(text: str) -> list[Any]:
@@ -177,9 +178,7 @@ class QuickRuleForm(forms.Form):
         }
         problems = check_rules([rule])
         if problems:  # one rule, one condition, one action: where in the JSON means nothing here
-            raise forms.ValidationError(
-                [describe(Reason(p.code, p.params), gettext) for p in problems[:50]]
-            )
+            raise forms.ValidationError(problem_messages(problems, where=False))
         data["rule"] = rule
         return data
 

@@ -207,8 +207,7 @@ def test_try_the_filters_on_a_pasted_message(
 ) -> None:
     base = live_server.url
     raw = mail(subject="Lottery results: you won").decode()
-    sign_in_page(page, base, alice.email, PASSWORD)
-    page.goto(f"{base}/mail/filters/")
+    open_filters(page, base, alice)
     page.get_by_role("link", name="Try them on a message").click()
     expect(page.get_by_role("heading", name="Try the filters", level=1)).to_be_visible()
 

@@ -33,15 +33,18 @@ def mail_date(value: datetime | None) -> str:
     """Gmail's short date: the time today, the day this year, the full date before."""
     if value is None:
         return ""
-    return _short_date(timezone.localtime(value), timezone.localtime())
+    local = timezone.localtime(value)
+    return formats.date_format(local, short_format(local.date(), timezone.localdate()))
 
 
-def _short_date(local: datetime, now: datetime) -> str:
-    if local.date() == now.date():
-        return formats.time_format(local, "TIME_FORMAT")
-    if local.year == now.year:
-        return formats.date_format(local, "MONTH_DAY_FORMAT")
-    return formats.date_format(local, "SHORT_DATE_FORMAT")
+def short_format(day: date, today: date) -> str:
+    """Which format a list shows a day in: the time today, the day this year, the full date
+    before (the filter above and the list's rows, which format many dates at once)."""
+    if day == today:
+        return "TIME_FORMAT"
+    if day.year == today.year:
+        return "MONTH_DAY_FORMAT"
+    return "SHORT_DATE_FORMAT"
 
 
 @register.filter
@@ -200,11 +203,11 @@ class _RowShared:
     def __init__(self, context: Context) -> None:
         view, query = context.get("view"), context.get("query") or ""
         self.zone = timezone.get_current_timezone()
-        self.today = timezone.localtime(timezone=self.zone).date()
-        self.full = DateTexts(formats.get_format("DATETIME_FORMAT"))
-        self.time = DateTexts(formats.get_format("TIME_FORMAT"))
-        self.month_day = DateTexts(formats.get_format("MONTH_DAY_FORMAT"))
-        self.short_date = DateTexts(formats.get_format("SHORT_DATE_FORMAT"))
+        self.today = timezone.localdate(timezone=self.zone)
+        self.texts = {
+            name: DateTexts(formats.get_format(name))
+            for name in ("DATETIME_FORMAT", "TIME_FORMAT", "MONTH_DAY_FORMAT", "SHORT_DATE_FORMAT")
+        }
         self.terms: list[str] = context.get("highlight") or []
         self.folder_tags = getattr(view, "kind", "") not in ("folder", "inbox")
         # Where a conversation opened from this list goes back to, as the URL's query.
@@ -236,14 +239,9 @@ class _RowShared:
         """A row's <time>: its datetime attribute, title (full_date) and text (mail_date),
         escaped; the same as the filters, with the formats looked up once a page."""
         local = timezone.localtime(value, self.zone)
-        day = local.date()
-        if day == self.today:
-            short = self.time(local)
-        elif day.year == self.today.year:
-            short = self.month_day(local)
-        else:
-            short = self.short_date(local)
-        return local.isoformat(), _escape(self.full(local)), _escape(short)
+        short = self.texts[short_format(local.date(), self.today)](local)
+        full = self.texts["DATETIME_FORMAT"](local)
+        return local.isoformat(), _escape(full), _escape(short)
 
 
 class DateTexts:
@@ -273,15 +271,7 @@ class DateTexts:
     def __call__(self, value: datetime) -> str:
         texts = self.days.get(value.date())
         if texts is None:
-            day = dateformat.DateFormat(value)
-            texts = self.days[value.date()] = [
-                text
-                if not specifier
-                else str(getattr(day, specifier)())
-                if specifier in self.DAY_ONLY
-                else None
-                for specifier, text in self.pieces
-            ]
+            texts = self.days[value.date()] = self._day_texts(value)
         if None not in texts:
             return "".join(texts)  # type: ignore[arg-type]
         own = dateformat.DateFormat(value)
@@ -289,6 +279,18 @@ class DateTexts:
             text if text is not None else self._own(own, specifier, value.hour)
             for text, (specifier, _literal) in zip(texts, self.pieces, strict=True)
         )
+
+    def _day_texts(self, value: datetime) -> list[str | None]:
+        day = dateformat.DateFormat(value)
+        texts: list[str | None] = []
+        for specifier, literal in self.pieces:
+            if not specifier:
+                texts.append(literal)
+            elif specifier in self.DAY_ONLY:
+                texts.append(str(getattr(day, specifier)()))
+            else:
+                texts.append(None)
+        return texts
 
     def _own(self, own: dateformat.DateFormat, specifier: str, hour: int) -> str:
         if specifier not in self.HOUR_ONLY:
